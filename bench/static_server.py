@@ -104,9 +104,7 @@ def start_static_server(
     return _start_python(shop_roots, work_dir, workers)
 
 
-def _start_nginx(
-    nginx: str, shop_roots: Mapping[str, Path], work_dir: Path, workers: int | None
-) -> StaticServer:
+def _start_nginx(nginx: str, shop_roots: Mapping[str, Path], work_dir: Path, workers: int | None) -> StaticServer:
     ports = free_ports(len(shop_roots))
     base_urls = {shop: f"http://127.0.0.1:{port}" for shop, port in zip(shop_roots, ports, strict=True)}
     prefix = work_dir / "nginx"
@@ -232,7 +230,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     # HTTP/1.1 so clients keep connections alive, as they do with nginx.
     protocol_version = "HTTP/1.1"
     extensions_map: ClassVar[dict[str, str]] = {
-        **http.server.SimpleHTTPRequestHandler.extensions_map, ".html": "text/html; charset=utf-8"
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".html": "text/html; charset=utf-8",
     }
 
     def log_message(self, format: str, *args: object) -> None:

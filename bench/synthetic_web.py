@@ -77,16 +77,18 @@ class Shop:
     @property
     def selectors(self) -> dict[str, str]:
         """The `[competitors.selectors]` pricemon needs for this shop (empty for structured markup)."""
-        if self.style == "plain":
-            return {"price": ".product-price .now", "currency": self.currency, "out_of_stock": "text:Sold out"}
+        if self.style not in SELECTOR_STYLES:
+            return {}
+        # extract() leaves stock unknown unless a rule matches, so plain shops need both phrases.
+        selectors = {
+            "price": ".product-price .now",
+            "currency": self.currency,
+            "in_stock": "text:In stock",
+            "out_of_stock": "text:Sold out",
+        }
         if self.style == "plain_eu":
-            return {
-                "price": ".product-price .now",
-                "currency": self.currency,
-                "out_of_stock": "text:Sold out",
-                "decimal_separator": ",",
-            }
-        return {}
+            selectors["decimal_separator"] = ","
+        return selectors
 
 
 @dataclass(frozen=True)
@@ -361,11 +363,15 @@ class _ShopChrome:
     def __init__(self, shop: Shop, seed: int) -> None:
         self.shop = shop
         rng = random.Random(f"{seed}:chrome:{shop.name}")
-        self.css = "<style>" + "".join(
-            f".c{i}{{margin:{rng.randrange(0, 24)}px;padding:{rng.randrange(0, 16)}px;"
-            f"color:#{rng.randrange(0, 0xFFFFFF):06x};font-size:{rng.randrange(10, 22)}px}}\n"
-            for i in range(60)
-        ) + "</style>"
+        self.css = (
+            "<style>"
+            + "".join(
+                f".c{i}{{margin:{rng.randrange(0, 24)}px;padding:{rng.randrange(0, 16)}px;"
+                f"color:#{rng.randrange(0, 0xFFFFFF):06x};font-size:{rng.randrange(10, 22)}px}}\n"
+                for i in range(60)
+            )
+            + "</style>"
+        )
         nav = []
         for category in _CATEGORIES:
             subs = "".join(
@@ -390,7 +396,7 @@ class _ShopChrome:
             f'<div class="review"><span class="stars">{rng.randrange(1, 6)}/5</span>'
             f"<b>{rng.choice(_WORDS).title()} {rng.choice(_NOUNS)}</b><p>"
             + " ".join(rng.choice(_LOREM) for _ in range(rng.randrange(40, 90)))
-            + f'</p><small>Reviewed by customer{rng.randrange(1000)} on 2024-0{rng.randrange(1, 10)}-1'
+            + f"</p><small>Reviewed by customer{rng.randrange(1000)} on 2024-0{rng.randrange(1, 10)}-1"
             f"{rng.randrange(10)}</small></div>"
             for _ in range(300)
         ]
@@ -400,7 +406,7 @@ class _ShopChrome:
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)} | {self.shop.name}</title>"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"{extra_head}{self.css}</head><body><header><a class=\"logo\" href=\"/\">{self.shop.name}</a>"
+            f'{extra_head}{self.css}</head><body><header><a class="logo" href="/">{self.shop.name}</a>'
             '<form action="/search"><input name="q"></form><a href="/checkout/">Basket</a></header>'
             f"{self.nav}"
         )
@@ -481,9 +487,7 @@ class _ShopChrome:
             old = f'<del class="was">{_format_price(was, shop.currency, european)}</del> '
         visible_price = f'<div class="product-price">{old}<span class="now">{shown}</span></div>'
         stock = (
-            '<p class="stock in">In stock, ships in 1-2 days</p>'
-            if in_stock
-            else '<p class="stock out">Sold out</p>'
+            '<p class="stock in">In stock, ships in 1-2 days</p>' if in_stock else '<p class="stock out">Sold out</p>'
         )
 
         related = []
