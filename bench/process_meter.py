@@ -1,0 +1,100 @@
+"""Running one benchmark step as a child process and measuring it: wall seconds and peak RSS of its tree.
+
+The peak is the largest sum of resident memory over the child and all its descendants, sampled by
+psutil every 50 ms, so worker processes a sweep forks are counted too.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_INTERVAL_S = 0.05
+
+
+@dataclass(frozen=True)
+class MeasuredRun:
+    """What one measured child did."""
+
+    command: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_rss_bytes: int
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return self.peak_rss_bytes / 1024 / 1024
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for member in members:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            # A child that exited between listing and sampling simply no longer counts.
+            continue
+    return total
+
+
+def run_measured(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float | None = None,
+) -> MeasuredRun:
+    """Run `command` to completion, sampling its process tree's RSS; output is captured via files."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(list(command), stdout=out, stderr=err, env=env, cwd=cwd)
+        peak = 0
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            try:
+                watched = psutil.Process(child.pid)
+            except psutil.Error:
+                return
+            while not done.is_set():
+                peak = max(peak, tree_rss(watched))
+                done.wait(SAMPLE_INTERVAL_S)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            returncode = child.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            returncode = child.wait()
+            logger.error("%s killed after %.0f s", command[0], timeout_s)
+        seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        out.seek(0)
+        err.seek(0)
+        return MeasuredRun(
+            command=tuple(command),
+            returncode=returncode,
+            stdout=out.read().decode("utf-8", errors="replace"),
+            stderr=err.read().decode("utf-8", errors="replace"),
+            seconds=seconds,
+            peak_rss_bytes=peak,
+        )

@@ -1,0 +1,571 @@
+"""The benchmark run: generate (or reuse) the web, serve it, drive `pricemon` step by step, run the Scrapy
+baseline on the same pages, check accuracy, print the figures with PASS/MISS and append them to RESULTS.md.
+
+Every pricemon step is a fresh child process measured from outside (wall seconds, peak RSS of its
+process tree, price-history rows before and after), so the numbers are what a user would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.accuracy import Accuracy, compare_to_truth, observations_from_database, observations_from_jsonl
+from bench.process_meter import MeasuredRun, run_measured
+from bench.static_server import find_nginx, start_static_server
+from bench.synthetic_web import (
+    DEFAULT_CACHE_ROOT,
+    DEFAULT_PRODUCTS,
+    DEFAULT_SEED,
+    DEFAULT_SHOPS,
+    RunInputs,
+    SyntheticWeb,
+    generate_web,
+    write_run_inputs,
+)
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/"
+STEP_TIMEOUT_S = 3600.0
+
+# The issue's targets. Sweep speed is a rate so that smaller runs are judged on the same scale:
+# 172,800 pages in 150 s is 1,152 pages/s.
+TARGET_SWEEP_PAGES_PER_S = 1150.0
+TARGET_SCRAPY_RATIO = 5.0
+TARGET_SECOND_SWEEP_SPEEDUP = 2.0
+TARGET_PEAK_RSS_MB = 500.0
+TARGET_SUGGEST_S = 20.0
+TARGET_REPORT_S = 30.0
+
+
+@dataclass
+class Step:
+    """One measured step of a run."""
+
+    name: str
+    seconds: float
+    returncode: int
+    peak_rss_mb: float
+    pages: int | None = None
+    history_rows_added: int | None = None
+    output: Any = None
+    error: str | None = None
+
+    @property
+    def pages_per_s(self) -> float | None:
+        if self.pages is None or self.seconds <= 0:
+            return None
+        return self.pages / self.seconds
+
+
+@dataclass
+class Target:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class BackendRun:
+    """Everything measured against one database backend."""
+
+    backend: str
+    steps: list[Step] = field(default_factory=list)
+    accuracy: Accuracy | None = None
+    targets: list[Target] = field(default_factory=list)
+    skipped: str | None = None
+
+    def step(self, name: str) -> Step | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+
+@dataclass
+class BenchResult:
+    command: str
+    started_at: str
+    shops: int
+    products: int
+    seed: int
+    pages: int
+    server: str
+    generate_seconds: float
+    machine: dict[str, str]
+    backends: list[BackendRun] = field(default_factory=list)
+    scrapy: Step | None = None
+    scrapy_accuracy: Accuracy | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# pricemon as a child process
+
+
+def pricemon_executable() -> str:
+    beside = Path(sys.executable).parent / "pricemon"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("pricemon")
+    if found is None:
+        raise SystemExit("bench: `pricemon` not found beside this Python or on PATH; install the project first")
+    return found
+
+
+def pricemon_has(*command: str) -> bool:
+    """Whether this pricemon offers `command` (the engine lands in stages; the runner adapts)."""
+    try:
+        done = subprocess.run([pricemon_executable(), *command, "--help"], capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def child_env() -> dict[str, str]:
+    # The bench and monitor packages must import in children whatever the caller's working directory.
+    paths = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def count_history_rows(database_url: str) -> int | None:
+    from sqlalchemy import inspect, text
+
+    from monitor.store.database import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        if not inspect(engine).has_table("price_history"):
+            return 0
+        with engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM price_history")).scalar_one())
+    except Exception as exc:  # the count is informative only; a failure must not stop the run
+        logger.warning("cannot count price_history rows: %s", exc)
+        return None
+    finally:
+        engine.dispose()
+
+
+def run_pricemon_step(
+    name: str, args: Sequence[str], inputs: RunInputs, database_url: str, *, pages: int | None = None
+) -> Step:
+    before = count_history_rows(database_url)
+    command = [
+        pricemon_executable(),
+        "--config",
+        str(inputs.config_path),
+        "--database-url",
+        database_url,
+        *args,
+    ]
+    logger.info("step %s: %s", name, " ".join(args))
+    measured = run_measured(command, env=child_env(), cwd=inputs.config_path.parent, timeout_s=STEP_TIMEOUT_S)
+    after = count_history_rows(database_url)
+    step = _step_from(name, measured, pages=pages)
+    if before is not None and after is not None:
+        step.history_rows_added = after - before
+    if "--json" in args and measured.returncode == 0:
+        try:
+            step.output = json.loads(measured.stdout)
+        except json.JSONDecodeError:
+            step.output = measured.stdout[-2000:]
+    return step
+
+
+def _step_from(name: str, measured: MeasuredRun, *, pages: int | None) -> Step:
+    step = Step(
+        name=name,
+        seconds=measured.seconds,
+        returncode=measured.returncode,
+        peak_rss_mb=measured.peak_rss_mb,
+        pages=pages,
+    )
+    if measured.returncode != 0:
+        step.error = (measured.stderr.strip() or measured.stdout.strip())[-1500:]
+        logger.error("step %s failed (exit %d): %s", name, measured.returncode, step.error)
+    return step
+
+
+# ---------------------------------------------------------------------------------------------------
+# databases
+
+
+@contextmanager
+def bench_database(backend: str, run_dir: Path, postgres_url: str, keep: bool) -> Iterator[str]:
+    """A fresh, empty database for one backend; PostgreSQL's is dropped afterwards unless `keep`."""
+    if backend == "sqlite":
+        yield f"sqlite:///{run_dir / 'pricemon.db'}"
+        return
+    import psycopg
+
+    name = f"pricemon_bench_{os.getpid()}"
+    server_url = postgres_url.rstrip("/")
+    admin_dsn = server_url.replace("postgresql+psycopg://", "postgresql://", 1) + "/postgres"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server_url}/{name}"
+    finally:
+        if keep:
+            logger.info("kept PostgreSQL database %s", name)
+        else:
+            with psycopg.connect(admin_dsn, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---------------------------------------------------------------------------------------------------
+# the run
+
+
+def run_backend(backend: str, web: SyntheticWeb, inputs: RunInputs, database_url: str) -> BackendRun:
+    result = BackendRun(backend=backend)
+    if not pricemon_has("scrape"):
+        result.skipped = "`pricemon scrape --help` fails: the scrape engine has not landed yet"
+        logger.warning("%s: %s", backend, result.skipped)
+        return result
+    if pricemon_has("db", "upgrade"):
+        result.steps.append(run_pricemon_step("db upgrade", ["db", "upgrade"], inputs, database_url))
+    result.steps.append(
+        run_pricemon_step("import products", ["import", "products", str(inputs.products_csv)], inputs, database_url)
+    )
+    result.steps.append(
+        run_pricemon_step("import listings", ["import", "listings", str(inputs.listings_csv)], inputs, database_url)
+    )
+    pages = web.page_count
+    first = run_pricemon_step("scrape (full sweep)", ["scrape", "--json"], inputs, database_url, pages=pages)
+    result.steps.append(first)
+    if first.returncode == 0:
+        result.accuracy = compare_to_truth(observations_from_database(database_url), web.read_truth())
+    result.steps.append(
+        run_pricemon_step("scrape (unchanged)", ["scrape", "--json"], inputs, database_url, pages=pages)
+    )
+    result.steps.append(run_pricemon_step("suggest", ["suggest"], inputs, database_url))
+    report_path = inputs.config_path.parent / "report.html"
+    result.steps.append(run_pricemon_step("report", ["report", "--out", str(report_path)], inputs, database_url))
+    return result
+
+
+def run_scrapy(inputs: RunInputs, out_dir: Path, pages: int) -> tuple[Step, Path]:
+    out_path = out_dir / "scrapy-items.jsonl"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.scrapy_baseline",
+        "--config",
+        str(inputs.config_path),
+        "--listings",
+        str(inputs.listings_csv),
+        "--out",
+        str(out_path),
+    ]
+    logger.info("step scrapy baseline")
+    # cwd is the run dir, so `-m` resolves bench/monitor through PYTHONPATH only.
+    measured = run_measured(command, env=child_env(), cwd=out_dir, timeout_s=STEP_TIMEOUT_S)
+    step = _step_from("scrapy baseline", measured, pages=pages)
+    if measured.returncode == 0:
+        step.output = json.loads(measured.stdout.strip().splitlines()[-1])
+    return step, out_path
+
+
+def judge(backend: BackendRun, scrapy: Step | None) -> list[Target]:
+    targets = []
+    first = backend.step("scrape (full sweep)")
+    second = backend.step("scrape (unchanged)")
+    if first and first.returncode == 0 and first.pages_per_s is not None:
+        accurate = backend.accuracy is not None and backend.accuracy.ratio == 1.0
+        targets.append(
+            Target(
+                "full sweep >= 1,150 pages/s (172,800 pages <= 150 s), 100% accurate",
+                first.pages_per_s >= TARGET_SWEEP_PAGES_PER_S and accurate,
+                f"{first.pages_per_s:,.0f} pages/s, {first.seconds:.1f} s, accuracy "
+                f"{backend.accuracy.percent if backend.accuracy else 'n/a'}",
+            )
+        )
+        if scrapy and scrapy.returncode == 0 and scrapy.pages_per_s:
+            ratio = first.pages_per_s / scrapy.pages_per_s
+            targets.append(
+                Target(
+                    ">= 5x Scrapy's pages/s",
+                    ratio >= TARGET_SCRAPY_RATIO,
+                    f"{ratio:.2f}x ({first.pages_per_s:,.0f} vs {scrapy.pages_per_s:,.0f} pages/s)",
+                )
+            )
+        if second and second.returncode == 0:
+            speedup = first.seconds / second.seconds if second.seconds else float("inf")
+            targets.append(
+                Target(
+                    "second sweep >= 2x faster, 0 new history rows",
+                    speedup >= TARGET_SECOND_SWEEP_SPEEDUP and second.history_rows_added == 0,
+                    f"{speedup:.2f}x faster ({second.seconds:.1f} s), {second.history_rows_added} new rows",
+                )
+            )
+    measured = [s for s in backend.steps if s.returncode == 0]
+    if measured:
+        peak = max(s.peak_rss_mb for s in measured)
+        targets.append(Target("peak RSS <= 500 MB", peak <= TARGET_PEAK_RSS_MB, f"{peak:.0f} MB"))
+    for name, limit in (("suggest", TARGET_SUGGEST_S), ("report", TARGET_REPORT_S)):
+        step = backend.step(name)
+        if step:
+            targets.append(
+                Target(
+                    f"{name} <= {limit:.0f} s",
+                    step.returncode == 0 and step.seconds <= limit,
+                    f"{step.seconds:.1f} s" + ("" if step.returncode == 0 else f", failed (exit {step.returncode})"),
+                )
+            )
+    return targets
+
+
+def run_bench(args: argparse.Namespace, command_line: str) -> BenchResult:
+    started_at = _date_u()
+    t0 = time.perf_counter()
+    web = generate_web(args.shops, args.products, args.seed, cache_root=args.cache_dir)
+    generate_seconds = time.perf_counter() - t0
+    backends = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    work = Path(tempfile.mkdtemp(prefix="pricemon-bench-"))
+    server = start_static_server(
+        {shop.name: web.shop_root(shop.name) for shop in web.shops}, work / "server", prefer=args.server
+    )
+    result = BenchResult(
+        command=command_line,
+        started_at=started_at,
+        shops=args.shops,
+        products=args.products,
+        seed=args.seed,
+        pages=web.page_count,
+        server=server.kind,
+        generate_seconds=generate_seconds,
+        machine=describe_machine(server.kind),
+    )
+    try:
+        first_inputs: RunInputs | None = None
+        for backend in backends:
+            run_dir = work / backend
+            inputs = write_run_inputs(
+                web, server.base_urls, run_dir, max_concurrency=args.max_concurrency, min_delay=args.min_delay
+            )
+            first_inputs = first_inputs or inputs
+            with bench_database(backend, run_dir, args.postgres_url, args.keep) as database_url:
+                result.backends.append(run_backend(backend, web, inputs, database_url))
+        if not args.skip_scrapy and first_inputs is not None:
+            result.scrapy, items = run_scrapy(first_inputs, work, web.page_count)
+            if result.scrapy.returncode == 0:
+                result.scrapy_accuracy = compare_to_truth(observations_from_jsonl(items), web.read_truth())
+        for backend_run in result.backends:
+            backend_run.targets = judge(backend_run, result.scrapy)
+    finally:
+        server.stop()
+        if args.keep:
+            logger.info("kept the run directory %s", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# reporting
+
+
+def _date_u() -> str:
+    # The issue asks for `date -u`'s format in RESULTS.md.
+    return datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
+
+
+def describe_machine(server_kind: str) -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    versions = []
+    for dist in ("pricemon", "httpx", "selectolax", "SQLAlchemy", "psycopg", "Scrapy"):
+        try:
+            versions.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{dist} (not installed)")
+    machine = {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "ram": ram,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": ", ".join(versions),
+        "git": _run_text(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"]) or "unknown",
+    }
+    nginx = find_nginx()
+    if server_kind == "nginx" and nginx:
+        machine["server"] = _run_text([nginx, "-v"], stderr=True) or "nginx"
+    else:
+        machine["server"] = "Python fallback (bench.static_server, http.server)"
+    machine["postgresql"] = _postgres_version() or "not reachable"
+    return machine
+
+
+def _run_text(command: list[str], *, stderr: bool = False) -> str | None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (done.stderr if stderr else done.stdout).strip() or None
+
+
+def _postgres_version() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=3) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return f"PostgreSQL {row[0]}" if row else None
+    except Exception:  # informative only
+        return None
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "" if value is None else format(value, pattern)
+
+
+def render_markdown(result: BenchResult) -> str:
+    lines = [
+        f"## {result.started_at}",
+        "",
+        f"{result.shops} shops x {result.products} products = {result.pages:,} pages (seed {result.seed}), "
+        f"served by {result.machine['server']}; generation/cache lookup {result.generate_seconds:.1f} s.",
+        "",
+        f"Command: `{result.command}`",
+        "",
+        f"Machine: {result.machine['nproc']} CPUs ({result.machine['cpu']}), {result.machine['ram']} RAM, "
+        f"{result.machine['os']}, Python {result.machine['python']}; {result.machine['packages']}; "
+        f"{result.machine['postgresql']}; git {result.machine['git']}.",
+        "",
+        "| database | step | seconds | pages/s | peak RSS MB | history rows added | exit |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for backend in result.backends:
+        if backend.skipped:
+            lines.append(f"| {backend.backend} | skipped: {backend.skipped} | | | | | |")
+        for step in backend.steps:
+            lines.append(
+                f"| {backend.backend} | {step.name} | {step.seconds:.2f} | {_fmt(step.pages_per_s, ',.0f')} | "
+                f"{step.peak_rss_mb:.0f} | {'' if step.history_rows_added is None else step.history_rows_added} | "
+                f"{step.returncode} |"
+            )
+    if result.scrapy:
+        s = result.scrapy
+        lines.append(
+            f"| - | {s.name} | {s.seconds:.2f} | {_fmt(s.pages_per_s, ',.0f')} | {s.peak_rss_mb:.0f} | | "
+            f"{s.returncode} |"
+        )
+    lines.append("")
+    for backend in result.backends:
+        if backend.accuracy:
+            a = backend.accuracy
+            lines.append(
+                f"- {backend.backend} accuracy: {a.correct:,}/{a.total:,} = {a.percent} "
+                f"({a.wrong} wrong, {a.missing} missing)"
+            )
+            lines += [f"  - {example}" for example in a.examples[:5]]
+    if result.scrapy_accuracy:
+        a = result.scrapy_accuracy
+        lines.append(f"- Scrapy baseline accuracy (same extract()): {a.correct:,}/{a.total:,} = {a.percent}")
+    for backend in result.backends:
+        for target in backend.targets:
+            lines.append(
+                f"- {backend.backend}: **{'PASS' if target.passed else 'MISS'}** {target.name}: {target.detail}"
+            )
+    for backend in result.backends:
+        for step in backend.steps:
+            if step.error:
+                lines.append(f"- {backend.backend} {step.name} failed: `{step.error.splitlines()[-1][:300]}`")
+    if result.scrapy and result.scrapy.error:
+        lines.append(f"- Scrapy baseline failed: `{result.scrapy.error.splitlines()[-1][:300]}`")
+    return "\n".join(lines) + "\n"
+
+
+def append_results(path: Path, section: str) -> None:
+    if not path.exists():
+        path.write_text(
+            "# pricemon benchmark results\n\nAppended by `bench/run`; newest last. See bench/README.md.\n\n",
+            encoding="utf-8",
+        )
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("\n" + section)
+
+
+def result_as_json(result: BenchResult) -> dict[str, Any]:
+    data = asdict(result)
+    for backend, raw in zip(result.backends, data["backends"], strict=True):
+        raw["accuracy_ratio"] = backend.accuracy.ratio if backend.accuracy else None
+        for step, raw_step in zip(backend.steps, raw["steps"], strict=True):
+            raw_step["pages_per_s"] = step.pages_per_s
+    if result.scrapy:
+        data["scrapy"]["pages_per_s"] = result.scrapy.pages_per_s
+    data["scrapy_accuracy_ratio"] = result.scrapy_accuracy.ratio if result.scrapy_accuracy else None
+    return data
+
+
+# ---------------------------------------------------------------------------------------------------
+# command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench/run",
+        description="Benchmark pricemon against a synthetic competitor web served on 127.0.0.1.",
+    )
+    parser.add_argument("--shops", type=int, default=DEFAULT_SHOPS, help="number of shops (default 72)")
+    parser.add_argument("--products", type=int, default=DEFAULT_PRODUCTS, help="products per shop (default 2400)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed")
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="PostgreSQL server (no database)")
+    parser.add_argument("--skip-scrapy", action="store_true", help="do not run the Scrapy baseline")
+    parser.add_argument("--keep", action="store_true", help="keep the run directory and PostgreSQL database")
+    parser.add_argument("--server", choices=("nginx", "python"), default="nginx", help="static server to prefer")
+    parser.add_argument("--max-concurrency", type=int, default=8, help="per-competitor max_concurrency")
+    parser.add_argument("--min-delay", default="0s", help='per-competitor min_delay, e.g. "0s"')
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_ROOT, help="where generated webs are kept")
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="Markdown file to append to")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command_line = " ".join(["bench/run", *argv])
+    result = run_bench(args, command_line)
+    section = render_markdown(result)
+    sys.stdout.write("\n" + section)
+    append_results(args.results, section)
+    if args.json:
+        args.json.write_text(json.dumps(result_as_json(result), indent=2, default=str), encoding="utf-8")
+    failed = [s for b in result.backends for s in b.steps if s.returncode != 0]
+    if result.scrapy and result.scrapy.returncode != 0:
+        failed.append(result.scrapy)
+    return 1 if failed else 0

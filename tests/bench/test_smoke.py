@@ -1,0 +1,59 @@
+"""The whole benchmark on a few hundred pages, so `bench/run` keeps working. No figure is asserted as
+a speed; only that every step ran, the sweep was accurate and an unchanged sweep wrote nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.runner import child_env, pricemon_has
+
+
+def test_runner_end_to_end_on_sqlite(bench_cache: Path, tmp_path: Path) -> None:
+    if not pricemon_has("scrape"):
+        pytest.skip("`pricemon scrape --help` fails: the scrape engine has not landed yet")
+    results = tmp_path / "RESULTS.md"
+    figures = tmp_path / "figures.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--shops",
+            "3",
+            "--products",
+            "60",
+            "--database",
+            "sqlite",
+            "--max-concurrency",
+            "4",
+            "--cache-dir",
+            str(bench_cache),
+            "--results",
+            str(results),
+            "--json",
+            str(figures),
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(figures.read_text())
+    (sqlite,) = data["backends"]
+    steps = {step["name"]: step for step in sqlite["steps"]}
+    assert all(step["returncode"] == 0 for step in steps.values())
+    assert sqlite["accuracy_ratio"] == 1.0
+    assert steps["scrape (full sweep)"]["history_rows_added"] == 180
+    assert steps["scrape (unchanged)"]["history_rows_added"] == 0
+    assert data["scrapy_accuracy_ratio"] == 1.0
+    section = results.read_text()
+    assert "3 shops x 60 products = 180 pages" in section
+    assert "PASS" in section or "MISS" in section
