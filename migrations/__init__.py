@@ -1,0 +1,1 @@
+"""Alembic migrations: the only way pricemon's schema is created or changed."""

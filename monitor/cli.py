@@ -1,0 +1,406 @@
+"""The `pricemon` command: parses arguments, calls the modules that do the work, prints results.
+
+Every command that shows data takes `--json` and then prints JSON only. Mistakes a user can
+make end as `pricemon: error: <what> (<where>)` and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from monitor.errors import PricemonError
+from monitor.settings import Settings, load_settings, redact_url
+from monitor.store.database import Store, open_store
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+@dataclass
+class App:
+    """What every command shares: the options given to `pricemon` itself, and lazily opened
+    settings and store (so `--help` works without a config or a database)."""
+
+    config_path: str | None
+    database_url: str | None
+    strategies_dir: str | None
+    _settings: Settings | None = None
+    _store: Store | None = None
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(
+                self.config_path, database_url=self.database_url, strategies_dir=self.strategies_dir
+            )
+        return self._settings
+
+    def store(self, *, migrate: bool | None = None) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings.database_url, migrate=migrate)
+            self.cleanups.append(self._store.dispose)
+        return self._store
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON only.")(func)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def print_table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        # Scraped values go in as plain text: rich markup in them must not be interpreted.
+        table.add_row(*("" if v is None else str(v) for v in row))
+    stdout.print(table, markup=False)
+
+
+def configure_logging(level: str, fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        from monitor.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="PRICEMON_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="Config file (TOML). Env: PRICEMON_CONFIG. Without one, pricemon uses ./pricemon.db and no competitors.",
+)
+@click.option(
+    "--database-url",
+    envvar="PRICEMON_DATABASE_URL",
+    help="SQLAlchemy database URL; overrides the config. Env: PRICEMON_DATABASE_URL.",
+)
+@click.option(
+    "--strategies-dir",
+    type=click.Path(file_okay=False),
+    help="Folder of strategy plugin files (*.py); overrides `strategies_dir` in the config.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
+    show_default=True,
+    help="Logging detail on stderr.",
+)
+@click.version_option(package_name="pricemon", prog_name="pricemon")
+@click.pass_context
+def cli(
+    ctx: click.Context, config_path: str | None, database_url: str | None, strategies_dir: str | None, log_level: str
+) -> None:
+    """pricemon: watch competitors' prices, keep their history, suggest and apply our prices.
+
+    \b
+    Typical use:
+      pricemon demo                                 see everything work on a bundled demo
+      pricemon --config pricemon.toml import products products.csv
+      pricemon --config pricemon.toml import listings listings.csv
+      pricemon --config pricemon.toml run           the scheduler daemon
+      pricemon --config pricemon.toml report --out report.html
+    """
+    configure_logging(log_level)
+    app = App(config_path=config_path, database_url=database_url, strategies_dir=strategies_dir)
+    ctx.obj = app
+    ctx.call_on_close(lambda: [cleanup() for cleanup in reversed(app.cleanups)])
+
+
+# --- database -------------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@pass_app
+def db_upgrade(app: App, revision: str) -> None:
+    """Apply the migrations; the only way pricemon's schema is created or changed."""
+    from monitor.store.database import current_revision, make_engine, upgrade
+
+    engine = make_engine(app.settings.database_url)
+    try:
+        before = current_revision(engine)
+        upgrade(engine, revision)
+        after = current_revision(engine)
+    except Exception as exc:  # translated: a failed migration is the user's database state
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            raise PricemonError(f"migration failed on {redact_url(app.settings.database_url)}: {exc}") from None
+        raise
+    finally:
+        engine.dispose()
+    click.echo(f"database {redact_url(app.settings.database_url)}: revision {before or '(empty)'} -> {after}")
+
+
+@db.command("current")
+@json_option
+@pass_app
+def db_current(app: App, as_json: bool) -> None:
+    """Show the schema revision of the database and the one this pricemon needs."""
+    from monitor.store.database import current_revision, head_revision, make_engine
+
+    engine = make_engine(app.settings.database_url)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    data = {"database": redact_url(app.settings.database_url), "current": current, "head": head_revision()}
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(f"{data['database']}: at {current or '(empty)'}, pricemon needs {data['head']}")
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("check")
+@json_option
+@pass_app
+def config_check(app: App, as_json: bool) -> None:
+    """Validate the config file and print what pricemon understood."""
+    settings = app.settings
+    data = settings.model_dump(mode="json", exclude={"source"})
+    data["database_url"] = redact_url(settings.database_url)
+    for competitor in data.get("competitors", []):
+        if competitor.get("proxy"):
+            competitor["proxy"] = redact_url(competitor["proxy"])
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"{settings.source}: OK, {len(settings.competitors)} competitor(s), database {data['database_url']}")
+    for competitor in settings.competitors:
+        schedule = f"cron {competitor.cron}" if competitor.cron else f"every {competitor.interval}"
+        click.echo(f"  {competitor.name}: {competitor.base_url} ({schedule}, {competitor.max_concurrency} at a time)")
+
+
+# --- catalogue ------------------------------------------------------------------------------
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Import products or listings from CSV (idempotent upserts, all-or-nothing)."""
+
+
+@import_group.command("products")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@pass_app
+def import_products_command(app: App, file: Path, as_json: bool) -> None:
+    """Upsert our products from FILE (columns sku,name,price,currency; optional
+    cost,min_price,max_price,map_price,gtin,tags with tags separated by ';')."""
+    from monitor.store.catalog import import_products
+
+    with app.store().session() as session:
+        summary = import_products(session, file)
+    _print_import(file, "products", summary, as_json)
+
+
+@import_group.command("listings")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@pass_app
+def import_listings_command(app: App, file: Path, as_json: bool) -> None:
+    """Upsert competitor listings from FILE (columns sku,competitor,url); competitors come from the config."""
+    from monitor.store.catalog import import_listings
+
+    with app.store().session() as session:
+        summary = import_listings(session, file, app.settings.competitors)
+    _print_import(file, "listings", summary, as_json)
+
+
+def _print_import(file: Path, what: str, summary: Any, as_json: bool) -> None:
+    data = {"file": str(file), "inserted": summary.inserted, "updated": summary.updated, "unchanged": summary.unchanged}
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(
+            f"{file}: {summary.total} {what}: {summary.inserted} new, {summary.updated} updated, "
+            f"{summary.unchanged} unchanged"
+        )
+
+
+@cli.command("products")
+@click.option("--sku", "skus", multiple=True, help="Only this SKU (repeatable).")
+@json_option
+@pass_app
+def products_command(app: App, skus: tuple[str, ...], as_json: bool) -> None:
+    """List our products."""
+    from monitor.store.catalog import product_rows
+
+    with app.store().session() as session:
+        rows = product_rows(session, skus=skus)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        f"{len(rows)} product(s)",
+        ["SKU", "Name", "Price", "Cur", "Cost", "Min", "Max", "MAP", "Tags"],
+        (
+            [
+                r["sku"],
+                r["name"],
+                r["price"],
+                r["currency"],
+                r["cost"],
+                r["min_price"],
+                r["max_price"],
+                r["map_price"],
+                ";".join(r["tags"]),
+            ]
+            for r in rows
+        ),
+    )
+
+
+@cli.command("listings")
+@click.option("--sku", "skus", multiple=True, help="Only listings of this SKU (repeatable).")
+@click.option("--competitor", "competitors", multiple=True, help="Only this competitor (repeatable).")
+@json_option
+@pass_app
+def listings_command(app: App, skus: tuple[str, ...], competitors: tuple[str, ...], as_json: bool) -> None:
+    """List competitor listings with their latest observation and last outcome."""
+    from monitor.store.catalog import listing_rows
+
+    with app.store().session() as session:
+        if as_json:
+            # Streamed: a catalogue of 170,000 listings is printed without holding it all.
+            click.echo("[")
+            first = True
+            for row in listing_rows(session, skus=skus, competitors=competitors):
+                click.echo(("" if first else ",\n") + json.dumps(row, ensure_ascii=False), nl=False)
+                first = False
+            click.echo("\n]")
+            return
+        rows = list(listing_rows(session, skus=skus, competitors=competitors))
+    print_table(
+        f"{len(rows)} listing(s)",
+        ["SKU", "Competitor", "Price", "Cur", "In stock", "Observed", "Outcome", "Fails", "URL"],
+        (
+            [
+                r["sku"],
+                r["competitor"],
+                r["price"],
+                r["currency"],
+                _stock(r["in_stock"]),
+                r["observed_at"],
+                r["last_outcome"],
+                r["consecutive_failures"] or "",
+                r["url"],
+            ]
+            for r in rows
+        ),
+    )
+
+
+def _stock(value: bool | None) -> str:
+    return "?" if value is None else ("yes" if value else "no")
+
+
+@cli.command("history")
+@click.argument("sku")
+@json_option
+@pass_app
+def history_command(app: App, sku: str, as_json: bool) -> None:
+    """Show one product's price history across its listings (one row per change)."""
+    from monitor.store.catalog import history_rows
+
+    with app.store().session() as session:
+        rows = history_rows(session, sku)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        f"{sku}: {len(rows)} change(s)",
+        ["Observed", "Last seen", "Competitor", "Price", "Cur", "In stock", "Flags"],
+        (
+            [
+                r["observed_at"],
+                r["last_seen_at"],
+                r["competitor"],
+                r["price"],
+                r["currency"],
+                _stock(r["in_stock"]),
+                " ".join(f for f in ("suspicious", "currency_mismatch") if r[f]),
+            ]
+            for r in rows
+        ),
+    )
+
+
+# --- scraping (issue 3) ---------------------------------------------------------------------
+
+# --- daemon and status (issue 4) ------------------------------------------------------------
+
+# --- strategies, suggestions, feed (issue 5) ------------------------------------------------
+
+# --- report and demo (issue 6) --------------------------------------------------------------
+
+# --- alerts (issue 8) -----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `pricemon` console script."""
+    try:
+        code = cli.main(args=argv, prog_name="pricemon", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("pricemon: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"pricemon: error: {exc.format_message()}", err=True)
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            click.echo(f"Try '{exc.ctx.command_path} --help'.", err=True)
+        sys.exit(exc.exit_code)
+    except PricemonError as exc:
+        click.echo(f"pricemon: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,344 @@
+"""Configuration: one TOML file plus PRICEMON_* environment -> one frozen, validated `Settings`.
+
+Every setting is declared exactly once below, with its default and its help text (the
+`description`); `config/pricemon.toml` documents each of them and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from monitor.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///pricemon.db"
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Read `"15m"`, `"2s"`, `"1h30m"`, `"500ms"` or a number of seconds as a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as \"15m\" or \"2s\"")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        pos, seconds = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+            pos = match.end()
+        if text and pos == len(text):
+            return timedelta(seconds=seconds)
+    raise ValueError(f"expected a duration such as \"15m\", \"2s\" or \"1h30m\", got {value!r}")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def check_http_url(value: str) -> str:
+    """Accept only absolute http(s) URLs: pricemon never fetches any other scheme."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+HttpUrl = Annotated[str, BeforeValidator(lambda v: check_http_url(str(v)) if isinstance(v, str) else v)]
+
+
+def check_currency(value: str) -> str:
+    code = value.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ValueError(f"expected an ISO 4217 currency code such as \"EUR\", got {value!r}")
+    return code
+
+
+Currency = Annotated[str, BeforeValidator(lambda v: check_currency(v) if isinstance(v, str) else v)]
+
+
+class Section(BaseModel):
+    """A config table: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Selectors(Section):
+    price: str | None = Field(None, description="CSS selector of the element holding the price.")
+    currency: Currency | None = Field(None, description="ISO 4217 code used when the page does not say.")
+    in_stock: str | None = Field(
+        None, description='CSS selector, or "text:phrase", whose presence means the item is in stock.'
+    )
+    out_of_stock: str | None = Field(
+        None, description='CSS selector, or "text:phrase", whose presence means the item is out of stock.'
+    )
+    decimal_separator: str | None = Field(
+        None, description='"." or ","; forces how price text is read when the format is ambiguous.'
+    )
+
+    @field_validator("price", "in_stock", "out_of_stock")
+    @classmethod
+    def _valid_selector(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("text:"):
+            if value is not None and not value[5:].strip():
+                raise ValueError('a "text:" pattern needs a phrase after the colon')
+            return value
+        from monitor.scrape.extract import validate_selector
+
+        problem = validate_selector(value)
+        if problem:
+            raise ValueError(f"invalid CSS selector {value!r}: {problem}")
+        return value
+
+    @field_validator("decimal_separator")
+    @classmethod
+    def _valid_separator(cls, value: str | None) -> str | None:
+        if value is not None and value not in (".", ","):
+            raise ValueError(f'expected "." or ",", got {value!r}')
+        return value
+
+
+class Competitor(Section):
+    name: str = Field(..., description="Unique name of the competitor, used in listings CSVs and reports.")
+    base_url: HttpUrl = Field(..., description="Home page of the competitor's shop (http or https).")
+    enabled: bool = Field(True, description="Set to false to stop checking this competitor but keep its history.")
+    every: Duration | None = Field(
+        None, description='How often listings are checked, e.g. "15m" or "2s". Default 15m unless `cron` is set.'
+    )
+    cron: str | None = Field(None, description='Crontab expression instead of `every`, e.g. "*/20 6-22 * * *".')
+    jitter: Duration = Field(timedelta(0), description="Random delay added to each scheduled sweep.")
+    max_concurrency: int = Field(4, ge=1, le=512, description="Maximum requests in flight to this competitor.")
+    min_delay: Duration = Field(
+        timedelta(seconds=0.5), description="Minimum delay between two requests to this competitor."
+    )
+    max_delay: Duration = Field(
+        timedelta(seconds=60), description="Upper bound of the adaptive delay after 429/503 or slow answers."
+    )
+    respect_robots_txt: bool = Field(
+        True, description="Obey the shop's robots.txt. Only turn off with the shop's permission."
+    )
+    user_agent: str | None = Field(None, description="User-Agent for this competitor (default: scrape.user_agent).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers sent to this competitor.")
+    proxy: str | None = Field(
+        None, description="Proxy URL for this competitor; credentials in it are never logged."
+    )
+    timeout: Duration | None = Field(None, description="Request timeout for this competitor (default: scrape.timeout).")
+    selectors: Selectors = Field(default_factory=Selectors, description="How to read this competitor's pages.")
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not value.strip() or value != value.strip():
+            raise ValueError("a competitor name must be non-empty without surrounding spaces")
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _valid_proxy(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https", "socks5", "socks5h"):
+            raise ValueError("expected a proxy URL starting with http://, https:// or socks5://")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> Competitor:
+        if self.every is not None and self.cron is not None:
+            raise ValueError("set either `every` or `cron`, not both")
+        if self.every is not None and self.every.total_seconds() < 1:
+            raise ValueError("`every` must be at least 1s")
+        return self
+
+    @property
+    def interval(self) -> timedelta:
+        """How long a successful check stays fresh (the `every`, or 15 minutes for cron schedules)."""
+        return self.every or timedelta(minutes=15)
+
+
+class ScrapeSettings(Section):
+    user_agent: str = Field(
+        "pricemon/0.1 (+price monitor)", description="Default User-Agent sent to every competitor."
+    )
+    timeout: Duration = Field(timedelta(seconds=20), description="Default request timeout.")
+    max_body_bytes: int = Field(5_000_000, ge=1024, description="Larger bodies are dropped as invalid_content.")
+    max_redirects: int = Field(5, ge=0, le=30, description="Redirects followed per request (http/https only).")
+    retries: int = Field(3, ge=0, le=10, description="Retries on timeouts, connection errors, 5xx, 408 and 429.")
+    backoff_base: Duration = Field(timedelta(seconds=0.5), description="First retry delay; doubles each retry.")
+    backoff_max: Duration = Field(timedelta(seconds=30), description="Longest delay between two retries.")
+    slow_response: Duration = Field(
+        timedelta(seconds=5), description="Answers slower than this make the adaptive delay back off."
+    )
+    suspicious_change: float = Field(
+        0.5, gt=0, description="A price moving more than this share from the last one is flagged suspicious."
+    )
+    batch_size: int = Field(500, ge=1, description="Listings per batch; each batch commits on its own.")
+    workers: int = Field(0, ge=0, le=64, description="Worker processes for a sweep; 0 means one per CPU core.")
+    max_connections: int = Field(512, ge=1, description="Requests in flight across all competitors per worker.")
+
+
+class SchedulerSettings(Section):
+    grace_period: Duration = Field(
+        timedelta(seconds=30), description="On SIGTERM/SIGINT, how long batches in flight may take to commit."
+    )
+    suggest_every: Duration = Field(
+        timedelta(minutes=15), description="How often `pricemon run` recomputes suggestions."
+    )
+    staleness_limit: Duration = Field(
+        timedelta(hours=6),
+        description="`pricemon status` fails when a competitor had no successful check for this long.",
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve Prometheus metrics on this port (off when unset)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds to.")
+    database_retry_max: Duration = Field(
+        timedelta(seconds=60), description="Longest wait between retries while the database is unavailable."
+    )
+
+
+class Settings(Section):
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL; PRICEMON_DATABASE_URL or --database-url override it.",
+    )
+    strategies_dir: Path | None = Field(
+        None, description="Folder whose *.py files are loaded as strategy plugins (also --strategies-dir)."
+    )
+    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings, description="Fetching defaults.")
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings, description="The daemon.")
+    competitors: tuple[Competitor, ...] = Field((), description="The shops to watch, one [[competitors]] each.")
+
+    source: str | None = Field(None, exclude=True, description="File the settings were read from (not a key).")
+
+    @field_validator("competitors")
+    @classmethod
+    def _unique_names(cls, value: tuple[Competitor, ...]) -> tuple[Competitor, ...]:
+        seen: set[str] = set()
+        for competitor in value:
+            if competitor.name in seen:
+                raise ValueError(f"duplicate competitor name {competitor.name!r}")
+            seen.add(competitor.name)
+        return value
+
+    def competitor(self, name: str) -> Competitor | None:
+        return next((c for c in self.competitors if c.name == name), None)
+
+
+def _location(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<config>") -> Settings:
+    """Validate already-parsed config data; errors name the source and every bad key path."""
+    try:
+        return Settings.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
+            value = error.get("input")
+            shown = "" if error.get("type") == "missing" or isinstance(value, dict | list) else f" (got {value!r})"
+            lines.append(f"{source}: {_location(loc)}: {_describe(error)}{shown}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    database_url: str | None = None,
+    strategies_dir: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the config file (argument, else PRICEMON_CONFIG, else none) and apply the overrides.
+
+    Precedence for the database: `database_url` argument > PRICEMON_DATABASE_URL > the file >
+    `sqlite:///pricemon.db` in the working directory.
+    """
+    env = os.environ if environ is None else environ
+    path = path or env.get("PRICEMON_CONFIG") or None
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: config file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{source}: is a directory, expected a TOML file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read config: {exc.strerror}") from None
+    override = database_url or env.get("PRICEMON_DATABASE_URL")
+    if override:
+        data["database_url"] = override
+    if strategies_dir:
+        data["strategies_dir"] = str(strategies_dir)
+    return settings_from_mapping(data, source=source)
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL (database, proxy) before it is shown or logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "Competitor",
+    "Duration",
+    "SchedulerSettings",
+    "ScrapeSettings",
+    "Selectors",
+    "Settings",
+    "load_settings",
+    "parse_duration",
+    "redact_url",
+    "settings_from_mapping",
+]

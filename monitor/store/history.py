@@ -1,0 +1,259 @@
+"""Change-only price history: recording checks in batches, and reading prices back at any time.
+
+A check that sees the same price, currency and stock as the listing's newest history row only
+moves that row's `last_seen_at`; anything else adds a row. `record_checks` does this for a whole
+batch of listings in a handful of statements, which is what lets a sweep store >1,000 checks/s.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from monitor.store.models import Listing, PriceHistory
+
+#: outcomes of a check that saw the page as it should be
+SUCCESS_OUTCOMES = frozenset({"changed", "unchanged", "not_modified", "suspicious"})
+#: outcomes of a check that could not record a trustworthy price
+FAILURE_OUTCOMES = frozenset(
+    {
+        "not_found",
+        "ambiguous",
+        "mismatch",
+        "gone",
+        "http_error",
+        "timeout",
+        "blocked_by_robots",
+        "invalid_content",
+    }
+)
+#: what a fetcher may report; "observed" (a price was read) becomes changed/unchanged/suspicious here
+FETCH_OUTCOMES = FAILURE_OUTCOMES | {"observed", "not_modified", "unchanged"}
+
+
+@dataclass(slots=True)
+class CheckResult:
+    """What one check of one listing found; the fetcher fills it, `record_checks` stores it.
+
+    `outcome` is "observed" when a price was read from the page, "not_modified" for a 304,
+    "unchanged" when the body hash matched the last parsed body, or one of FAILURE_OUTCOMES.
+    """
+
+    listing_id: int
+    outcome: str
+    checked_at: datetime
+    price: Decimal | None = None
+    currency: str | None = None
+    in_stock: bool | None = None
+    currency_mismatch: bool = False
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A listing's trusted state moved: what the alerting and the sweep summary look at."""
+
+    listing_id: int
+    history_id: int
+    old_price: Decimal | None
+    new_price: Decimal | None
+    old_in_stock: bool | None
+    new_in_stock: bool | None
+    currency: str | None
+
+
+@dataclass(slots=True)
+class RecordResult:
+    outcomes: Counter[str]
+    changes: list[StateChange]
+    rows_inserted: int = 0
+
+
+def _moved_too_far(old: Decimal | None, new: Decimal | None, share: float) -> bool:
+    if old is None or new is None or old <= 0:
+        return False
+    return abs(new - old) / old > Decimal(str(share))
+
+
+def record_checks(
+    session: Session,
+    results: Sequence[CheckResult],
+    *,
+    run_id: int | None,
+    interval: timedelta,
+    suspicious_change: float = 0.5,
+) -> RecordResult:
+    """Store one batch of checks: history rows, listing state, and when each is due next.
+
+    Runs in the caller's transaction, so a batch is stored whole or not at all.
+    """
+    outcomes: Counter[str] = Counter()
+    changes: list[StateChange] = []
+    if not results:
+        return RecordResult(outcomes, changes)
+    for result in results:
+        if result.outcome not in FETCH_OUTCOMES:
+            raise ValueError(f"unknown check outcome {result.outcome!r} for listing {result.listing_id}")
+
+    ids = [r.listing_id for r in results]
+    listing_rows = session.execute(
+        select(Listing.id, Listing.latest_history_id, Listing.consecutive_failures).where(Listing.id.in_(ids))
+    ).all()
+    latest_id = {row.id: row.latest_history_id for row in listing_rows}
+    failures = {row.id: row.consecutive_failures for row in listing_rows}
+    history_ids = [h for h in latest_id.values() if h is not None]
+    latest: dict[int, PriceHistory] = {}
+    if history_ids:
+        for row in session.scalars(select(PriceHistory).where(PriceHistory.id.in_(history_ids))):
+            latest[row.listing_id] = row
+
+    seen_updates: list[dict[str, object]] = []  # same state seen again: move last_seen_at
+    confirmations: list[dict[str, object]] = []  # a suspicious state seen a second time
+    new_rows: list[dict[str, object]] = []
+    new_row_listing: list[int] = []
+    listing_updates: dict[int, dict[str, object]] = {}
+
+    for result in results:
+        if result.listing_id not in latest_id:
+            continue  # deleted while it was being checked
+        outcome = result.outcome
+        previous = latest.get(result.listing_id)
+        if outcome in ("not_modified", "unchanged") and previous is None:
+            outcome = "not_found"  # nothing recorded yet to be unchanged from; should not happen
+        if outcome in ("not_modified", "unchanged") and previous is not None:
+            seen_updates.append({"id": previous.id, "last_seen_at": result.checked_at})
+        elif outcome == "observed":
+            same = (
+                previous is not None
+                and previous.price == result.price
+                and previous.currency == result.currency
+                and previous.in_stock == result.in_stock
+            )
+            if same and previous is not None:
+                if previous.suspicious:
+                    confirmations.append({"id": previous.id, "last_seen_at": result.checked_at, "run_id": run_id})
+                    outcome = "changed"
+                    # The state before the suspicious row is not at hand here; whoever needs it
+                    # (alerts) reads it from the history.
+                    changes.append(
+                        StateChange(
+                            listing_id=result.listing_id,
+                            history_id=previous.id,
+                            old_price=None,
+                            new_price=previous.price,
+                            old_in_stock=None,
+                            new_in_stock=previous.in_stock,
+                            currency=previous.currency,
+                        )
+                    )
+                else:
+                    seen_updates.append({"id": previous.id, "last_seen_at": result.checked_at})
+                    outcome = "unchanged"
+            else:
+                suspicious = (
+                    previous is not None
+                    and previous.currency == result.currency
+                    and _moved_too_far(previous.price, result.price, suspicious_change)
+                )
+                outcome = "suspicious" if suspicious else "changed"
+                new_rows.append(
+                    {
+                        "listing_id": result.listing_id,
+                        "price": result.price,
+                        "currency": result.currency,
+                        "in_stock": result.in_stock,
+                        "observed_at": result.checked_at,
+                        "last_seen_at": result.checked_at,
+                        "suspicious": suspicious,
+                        "currency_mismatch": result.currency_mismatch,
+                        "run_id": run_id,
+                    }
+                )
+                new_row_listing.append(result.listing_id)
+
+        success = outcome in SUCCESS_OUTCOMES
+        update_row: dict[str, object] = {
+            "id": result.listing_id,
+            "last_checked_at": result.checked_at,
+            "next_check_at": result.checked_at + interval,
+            "last_outcome": outcome,
+            "consecutive_failures": 0 if success else failures[result.listing_id] + 1,
+            "last_error": None if success else (result.error or outcome)[:500],
+        }
+        if success:
+            update_row["last_success_at"] = result.checked_at
+        if result.etag is not None or result.last_modified is not None or outcome == "changed":
+            update_row["etag"] = result.etag
+            update_row["last_modified"] = result.last_modified
+        if result.body_hash is not None:
+            update_row["body_hash"] = result.body_hash
+        listing_updates[result.listing_id] = update_row
+        outcomes[outcome] += 1
+
+    if seen_updates:
+        session.execute(update(PriceHistory), seen_updates)
+    if confirmations:
+        session.execute(
+            update(PriceHistory),
+            [{**c, "suspicious": False} for c in confirmations],
+        )
+    if new_rows:
+        inserted = session.scalars(
+            insert(PriceHistory).returning(PriceHistory.id, sort_by_parameter_order=True), new_rows
+        ).all()
+        for listing_id, history_id, row in zip(new_row_listing, inserted, new_rows, strict=True):
+            listing_updates[listing_id]["latest_history_id"] = history_id
+            previous = latest.get(listing_id)
+            if not row["suspicious"]:
+                changes.append(
+                    StateChange(
+                        listing_id=listing_id,
+                        history_id=history_id,
+                        old_price=previous.price if previous else None,
+                        new_price=row["price"],  # type: ignore[arg-type]
+                        old_in_stock=previous.in_stock if previous else None,
+                        new_in_stock=row["in_stock"],  # type: ignore[arg-type]
+                        currency=row["currency"],  # type: ignore[arg-type]
+                    )
+                )
+    # Executemany groups rows by their set of keys, so similar updates travel together.
+    if listing_updates:
+        session.execute(update(Listing), list(listing_updates.values()))
+    return RecordResult(outcomes, changes, rows_inserted=len(new_rows))
+
+
+def price_at(session: Session, listing_id: int, when: datetime) -> PriceHistory | None:
+    """The state of a listing at `when`: the newest row first observed at or before it."""
+    return session.scalars(
+        select(PriceHistory)
+        .where(PriceHistory.listing_id == listing_id, PriceHistory.observed_at <= when)
+        .order_by(PriceHistory.observed_at.desc(), PriceHistory.id.desc())
+        .limit(1)
+    ).first()
+
+
+def history_between(session: Session, listing_id: int, start: datetime, end: datetime) -> list[PriceHistory]:
+    """Every state a listing was in between `start` and `end`: the one in force at `start`, then
+    each change up to `end`, oldest first."""
+    opening = price_at(session, listing_id, start)
+    rows = list(
+        session.scalars(
+            select(PriceHistory)
+            .where(
+                PriceHistory.listing_id == listing_id,
+                PriceHistory.observed_at > start,
+                PriceHistory.observed_at <= end,
+            )
+            .order_by(PriceHistory.observed_at, PriceHistory.id)
+        )
+    )
+    return ([opening] if opening is not None else []) + rows

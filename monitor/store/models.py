@@ -1,0 +1,315 @@
+"""The database schema as typed SQLAlchemy 2.x models.
+
+Money is `Decimal` in SQL NUMERIC(14, 4); every timestamp is timezone-aware UTC. Price history is
+change-only: a row per *state* of a listing (price, currency, stock), with the time it was first
+and last seen. The schema is created and changed only by the Alembic migrations in `migrations/`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+MONEY_PLACES = Decimal("0.0001")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that goes in as UTC and always comes back timezone-aware.
+
+    SQLite has no time zones, so values are normalised to UTC on the way in and tagged UTC on
+    the way out; PostgreSQL stores them as `timestamptz`.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pricemon stores only timezone-aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """NUMERIC(14, 4) read back as an exact Decimal on every backend.
+
+    SQLite keeps NUMERIC values as 64-bit floats; 14 significant digits round-trip exactly
+    through them, so the value is re-read from its shortest repr and quantised to 4 places.
+    """
+
+    impl = Numeric(14, 4)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Numeric(14, 4, asdecimal=False))
+        return dialect.type_descriptor(Numeric(14, 4))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"money must be a Decimal, got {type(value).__name__}")
+        value = value.quantize(MONEY_PLACES)
+        return float(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(repr(value) if isinstance(value, float) else str(value)).quantize(MONEY_PLACES)
+
+
+# A 64-bit key on PostgreSQL; SQLite only auto-increments a column declared exactly INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        datetime: UTCDateTime(),
+        Decimal: Money(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+class Product(Base):
+    """One item of our own catalogue."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(500))
+    currency: Mapped[str] = mapped_column(String(3))
+    price: Mapped[Decimal]
+    cost: Mapped[Decimal | None]
+    min_price: Mapped[Decimal | None]
+    max_price: Mapped[Decimal | None]
+    map_price: Mapped[Decimal | None]
+    gtin: Mapped[str | None] = mapped_column(String(14))
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    listings: Mapped[list[Listing]] = relationship(back_populates="product", cascade="all, delete-orphan")
+
+
+class Competitor(Base):
+    """A shop we watch; declared in config and mirrored here so history can refer to it."""
+
+    __tablename__ = "competitors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    base_url: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    listings: Mapped[list[Listing]] = relationship(back_populates="competitor")
+
+
+class Listing(Base):
+    """One competitor URL showing one of our products, with the state of its last check."""
+
+    __tablename__ = "listings"
+    __table_args__ = (
+        UniqueConstraint("product_id", "competitor_id"),
+        # "all listings due for a check" for one competitor: WHERE competitor_id = ? AND next_check_at <= now
+        Index("ix_listings_due", "competitor_id", "next_check_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitors.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # Scheduling and health.
+    next_check_at: Mapped[datetime | None]
+    last_checked_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+    # Conditional requests: what the server said last time, and the hash of the body we parsed.
+    etag: Mapped[str | None] = mapped_column(String(255))
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    body_hash: Mapped[str | None] = mapped_column(String(40))
+
+    # The listing's newest history row. Not a foreign key: the two tables would refer to each
+    # other, which SQLite cannot add after the fact; history rows are only deleted with their listing.
+    latest_history_id: Mapped[int | None] = mapped_column(BigId)
+
+    product: Mapped[Product] = relationship(back_populates="listings")
+    competitor: Mapped[Competitor] = relationship(back_populates="listings")
+
+
+class PriceHistory(Base):
+    """One state of a listing (price, currency, stock) from `observed_at` until `last_seen_at`.
+
+    A check that sees the same state only moves `last_seen_at`, so the table grows with the
+    changes, not with the checks. The price at time T is the row with the greatest
+    `observed_at <= T` (and `last_seen_at` says until when that was confirmed).
+    """
+
+    __tablename__ = "price_history"
+    __table_args__ = (
+        # history of one listing over a time range; also the latest state of a listing
+        Index("ix_price_history_listing_time", "listing_id", "observed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"))
+    price: Mapped[Decimal | None]
+    currency: Mapped[str | None] = mapped_column(String(3))
+    in_stock: Mapped[bool | None] = mapped_column(Boolean)
+    observed_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    # Moved more than scrape.suspicious_change from the previous state: not trusted until a
+    # second check sees the same price (which clears the flag).
+    suspicious: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The page's currency differs from the product's: stored as found, flagged for strategies.
+    currency_mismatch: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("scrape_runs.id", ondelete="SET NULL"), index=True)
+
+
+class ScrapeRun(Base):
+    """One sweep (CLI, daemon or benchmark): when, over what, and how it went."""
+
+    __tablename__ = "scrape_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(20))
+    competitors: Mapped[list[str]] = mapped_column(default=list)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    # {competitor name: {outcome: count, "seconds": float}}
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    checked: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Suggestion(Base):
+    """A price a strategy suggests for one product, waiting for review."""
+
+    __tablename__ = "suggestions"
+    __table_args__ = (Index("ix_suggestions_status_product", "status", "product_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    strategy: Mapped[str] = mapped_column(String(200))
+    current_price: Mapped[Decimal]
+    suggested_price: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(Text)
+    # pending -> approved -> applied, or rejected, or superseded by a newer suggestion
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    auto_approved: Mapped[bool] = mapped_column(Boolean, default=False)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    # market snapshot when suggested: competitor min/median/max, our rank, offers used
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    product: Mapped[Product] = relationship()
+
+
+class PriceChange(Base):
+    """Audit record of a price we applied, and its delivery through the price feed."""
+
+    __tablename__ = "price_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    suggestion_id: Mapped[int | None] = mapped_column(ForeignKey("suggestions.id", ondelete="SET NULL"))
+    old_price: Mapped[Decimal]
+    new_price: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    strategy: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    applied_by: Mapped[str] = mapped_column(String(100))
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # webhook delivery: "none" when no webhook is configured, else pending -> sent (or failed, retried)
+    feed_state: Mapped[str] = mapped_column(String(16), default="none", index=True)
+    feed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    feed_error: Mapped[str | None] = mapped_column(String(500))
+    feed_sent_at: Mapped[datetime | None]
+
+    product: Mapped[Product] = relationship()
+
+
+class AlertEvent(Base):
+    """Something an alert rule fired on; `key` makes each event unique per rule across restarts."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (UniqueConstraint("rule", "key"), Index("ix_alert_events_rule_subject", "rule", "subject"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(255))
+    # what the quiet period applies to, e.g. "listing:42" or "competitor:acme"
+    subject: Mapped[str] = mapped_column(String(255))
+    condition: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class AlertDelivery(Base):
+    """One event's delivery through one channel; undelivered ones are retried, never dropped."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("ix_alert_deliveries_status", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_events.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    next_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]

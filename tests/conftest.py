@@ -1,0 +1,139 @@
+"""Shared fixtures: databases (SQLite files, and the real PostgreSQL when configured) and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+POSTGRES_ENV = "PRICEMON_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(
+            f"{POSTGRES_ENV} is not set; PostgreSQL tests need a server (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+        )
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"pricemon_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # the server is configured but unreachable: that is a failure, not a skip
+        pytest.fail(f"cannot create a test database through {POSTGRES_ENV}: {exc}")
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _fresh_postgres_schema(database_url: str) -> str:
+    """A new schema in the run's database, as a URL whose connections use it by default."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return (
+        make_url(database_url)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: an SQLite file, and (when configured) a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'pricemon.db'}"
+    return _fresh_postgres_schema(request.getfixturevalue("postgres_database"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'pricemon.db'}"
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class Pricemon:
+    """Runs `pricemon` in-process through its real entry point (error handling included)."""
+
+    def __init__(self, config: Path | None = None, database_url: str | None = None) -> None:
+        self.config = config
+        self.database_url = database_url
+
+    def __call__(self, *args: str, expect: int | None = 0) -> Outcome:
+        from monitor.cli import main
+
+        argv: list[str] = []
+        if self.config is not None:
+            argv += ["--config", str(self.config)]
+        if self.database_url is not None:
+            argv += ["--database-url", self.database_url]
+        argv += list(args)
+        runner = CliRunner()
+        with runner.isolation() as streams:
+            try:
+                main(argv)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            out = streams[0].getvalue().decode()
+            err = streams[1].getvalue().decode()
+        outcome = Outcome(code, out, err)
+        if expect is not None:
+            assert code == expect, f"pricemon {' '.join(argv)} exited {code}:\n{out}\n{err}"
+        return outcome
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    def write(text: str, name: str = "pricemon.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def pricemon_cli() -> type[Pricemon]:
+    """`pricemon_cli(config, database_url)("products", "--json")` runs a command like a user."""
+    return Pricemon
+
+
+def run_pricemon(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `pricemon` console script as a separate process."""
+    exe = Path(sys.executable).with_name("pricemon")
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(exe), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
