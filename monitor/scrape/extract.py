@@ -10,6 +10,7 @@ price monitor can give.
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import logging
 import re
@@ -697,16 +698,25 @@ class _PageText:
             else:
                 # runs after everything else has read the tree, so removing these is harmless
                 body.strip_tags(["script", "style", "noscript", "template"])
-                self.value = " ".join(body.text(deep=True, separator=" ").split()).casefold()
+                self.value = body.text(deep=True, separator=" ")
         return self.value
+
+
+@functools.lru_cache(maxsize=256)
+def _text_pattern(pattern: str) -> re.Pattern[str] | None:
+    # Matching words separated by any whitespace spares normalising the whole page text.
+    words = pattern.split()
+    if not words:
+        return None
+    return re.compile(r"\s+".join(re.escape(word) for word in words), re.IGNORECASE)
 
 
 def _rule_matches(rule: str | None, tree: LexborHTMLParser, page_text: _PageText) -> bool:
     if not rule or not rule.strip():
         return False
     if rule.startswith("text:"):
-        pattern = " ".join(rule[5:].split()).casefold()
-        return bool(pattern) and pattern in page_text.get()
+        pattern = _text_pattern(rule[5:])
+        return pattern is not None and pattern.search(page_text.get()) is not None
     try:
         return tree.css_first(rule) is not None
     except SelectolaxError:
