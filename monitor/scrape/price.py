@@ -18,7 +18,7 @@ from price_parser._currencies import CURRENCIES
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ParsedPrice", "normalize_currency", "parse_price"]
+__all__ = ["ParsedPrice", "normalize_currency", "parse_price", "parse_price_detail"]
 
 
 @dataclass(frozen=True, slots=True)
