@@ -30,7 +30,7 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as \"15m\" or \"2s\"")
+        raise ValueError('expected a duration such as "15m" or "2s"')
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
@@ -45,7 +45,7 @@ def parse_duration(value: Any) -> timedelta:
             pos = match.end()
         if text and pos == len(text):
             return timedelta(seconds=seconds)
-    raise ValueError(f"expected a duration such as \"15m\", \"2s\" or \"1h30m\", got {value!r}")
+    raise ValueError(f'expected a duration such as "15m", "2s" or "1h30m", got {value!r}')
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -65,7 +65,7 @@ HttpUrl = Annotated[str, BeforeValidator(lambda v: check_http_url(str(v)) if isi
 def check_currency(value: str) -> str:
     code = value.strip().upper()
     if not re.fullmatch(r"[A-Z]{3}", code):
-        raise ValueError(f"expected an ISO 4217 currency code such as \"EUR\", got {value!r}")
+        raise ValueError(f'expected an ISO 4217 currency code such as "EUR", got {value!r}')
     return code
 
 
@@ -134,11 +134,11 @@ class Competitor(Section):
     )
     user_agent: str | None = Field(None, description="User-Agent for this competitor (default: scrape.user_agent).")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers sent to this competitor.")
-    proxy: str | None = Field(
-        None, description="Proxy URL for this competitor; credentials in it are never logged."
-    )
+    proxy: str | None = Field(None, description="Proxy URL for this competitor; credentials in it are never logged.")
     timeout: Duration | None = Field(None, description="Request timeout for this competitor (default: scrape.timeout).")
-    selectors: Selectors = Field(default_factory=Selectors, description="How to read this competitor's pages.")
+    selectors: Selectors = Field(
+        default_factory=lambda: Selectors(), description="How to read this competitor's pages."
+    )
 
     @field_validator("name")
     @classmethod
@@ -181,9 +181,7 @@ class Competitor(Section):
 
 
 class ScrapeSettings(Section):
-    user_agent: str = Field(
-        "pricemon/0.1 (+price monitor)", description="Default User-Agent sent to every competitor."
-    )
+    user_agent: str = Field("pricemon/0.1 (+price monitor)", description="Default User-Agent sent to every competitor.")
     timeout: Duration = Field(timedelta(seconds=20), description="Default request timeout.")
     max_body_bytes: int = Field(5_000_000, ge=1024, description="Larger bodies are dropped as invalid_content.")
     max_redirects: int = Field(5, ge=0, le=30, description="Redirects followed per request (http/https only).")
@@ -229,8 +227,8 @@ class Settings(Section):
     strategies_dir: Path | None = Field(
         None, description="Folder whose *.py files are loaded as strategy plugins (also --strategies-dir)."
     )
-    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings, description="Fetching defaults.")
-    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings, description="The daemon.")
+    scrape: ScrapeSettings = Field(default_factory=lambda: ScrapeSettings(), description="Fetching defaults.")
+    scheduler: SchedulerSettings = Field(default_factory=lambda: SchedulerSettings(), description="The daemon.")
     competitors: tuple[Competitor, ...] = Field((), description="The shops to watch, one [[competitors]] each.")
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (not a key).")

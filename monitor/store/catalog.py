@@ -162,20 +162,20 @@ def import_products(session: Session, path: Path) -> ImportSummary:
         for product in session.scalars(select(Product).where(Product.sku.in_(chunk))):
             existing[product.sku] = product
     inserted = updated = unchanged = 0
-    new_rows = []
+    new_rows: list[dict[str, Any]] = []
     now = utcnow()
     for sku, values in rows.items():
-        product = existing.get(sku)
-        if product is None:
+        found = existing.get(sku)
+        if found is None:
             new_rows.append({**values, "active": True, "created_at": now, "updated_at": now})
             inserted += 1
             continue
-        if all(getattr(product, k) == v for k, v in values.items()) and product.active:
+        if all(getattr(found, k) == v for k, v in values.items()) and found.active:
             unchanged += 1
             continue
         for key, value in values.items():
-            setattr(product, key, value)
-        product.active = True
+            setattr(found, key, value)
+        found.active = True
         updated += 1
     for chunk in _chunks(new_rows, 5000):
         session.execute(insert(Product), chunk)
@@ -263,13 +263,13 @@ def import_listings(session: Session, path: Path, competitors: Sequence[Competit
     changed_rows: list[dict[str, Any]] = []
     now = utcnow()
     for (sku, competitor), (_line, url) in parsed.items():
-        key = (product_ids[sku], competitor_ids[competitor])
-        found = existing.get(key)
+        ids = (product_ids[sku], competitor_ids[competitor])
+        found = existing.get(ids)
         if found is None:
             new_rows.append(
                 {
-                    "product_id": key[0],
-                    "competitor_id": key[1],
+                    "product_id": ids[0],
+                    "competitor_id": ids[1],
                     "url": url,
                     "active": True,
                     "created_at": now,
@@ -439,4 +439,4 @@ def sweep_targets(
     if due_only:
         moment = now or utcnow()
         query = query.where(or_(Listing.next_check_at.is_(None), and_(Listing.next_check_at <= moment)))
-    yield from session.execute(query.execution_options(yield_per=5000))
+    yield from session.execute(query.execution_options(yield_per=5000))  # type: ignore[misc]

@@ -131,8 +131,7 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
                 raise DatabaseError(f"{shown}: no pricemon schema here yet; run `pricemon db upgrade`")
             else:
                 raise DatabaseError(
-                    f"{shown}: schema is at revision {current}, this pricemon needs {head}; "
-                    "run `pricemon db upgrade`"
+                    f"{shown}: schema is at revision {current}, this pricemon needs {head}; run `pricemon db upgrade`"
                 )
     except exc.OperationalError as error:
         engine.dispose()

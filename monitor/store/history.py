@@ -210,19 +210,19 @@ def record_checks(
         inserted = session.scalars(
             insert(PriceHistory).returning(PriceHistory.id, sort_by_parameter_order=True), new_rows
         ).all()
-        for listing_id, history_id, row in zip(new_row_listing, inserted, new_rows, strict=True):
+        for listing_id, history_id, new in zip(new_row_listing, inserted, new_rows, strict=True):
             listing_updates[listing_id]["latest_history_id"] = history_id
-            previous = latest.get(listing_id)
-            if not row["suspicious"]:
+            before = latest.get(listing_id)
+            if not new["suspicious"]:
                 changes.append(
                     StateChange(
                         listing_id=listing_id,
                         history_id=history_id,
-                        old_price=previous.price if previous else None,
-                        new_price=row["price"],  # type: ignore[arg-type]
-                        old_in_stock=previous.in_stock if previous else None,
-                        new_in_stock=row["in_stock"],  # type: ignore[arg-type]
-                        currency=row["currency"],  # type: ignore[arg-type]
+                        old_price=before.price if before else None,
+                        new_price=new["price"],  # type: ignore[arg-type]
+                        old_in_stock=before.in_stock if before else None,
+                        new_in_stock=new["in_stock"],  # type: ignore[arg-type]
+                        currency=new["currency"],  # type: ignore[arg-type]
                     )
                 )
     # Executemany groups rows by their set of keys, so similar updates travel together.
