@@ -11,11 +11,21 @@ import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from monitor.errors import ConfigError
 
@@ -219,6 +229,285 @@ class SchedulerSettings(Section):
     )
 
 
+ALERT_CONDITIONS = (
+    "undercut",
+    "price_drop",
+    "price_rise",
+    "all_time_low",
+    "back_in_stock",
+    "out_of_stock",
+    "new_suggestion",
+    "scrape_failing",
+)
+CHANNEL_TYPES = ("webhook", "email", "apprise")
+
+
+def redact_apprise_url(url: str) -> str:
+    """Show only the service of an Apprise URL: the rest usually holds its tokens."""
+    scheme, sep, _rest = url.partition("://")
+    return f"{scheme}://***" if sep else "***"
+
+
+class AlertChannel(Section):
+    """Where alerts go: a JSON webhook, an SMTP mailbox, or any service Apprise supports.
+
+    Secrets are never written here: they are read at send time from the environment variables
+    named by `secret_env`, `password_env` and `apprise_urls_env`.
+    """
+
+    name: str = Field(..., min_length=1, description="Unique name of the channel, used in the rules' `channels`.")
+    type: Literal["webhook", "email", "apprise"] = Field(..., description='"webhook", "email" or "apprise".')
+    url: HttpUrl | None = Field(None, description="webhook: the URL that receives a JSON POST per message.")
+    secret_header: str = Field(
+        "X-Pricemon-Secret", description="webhook: header that carries the secret from `secret_env`."
+    )
+    secret_env: str | None = Field(
+        None, description="webhook: environment variable holding the secret header's value."
+    )
+    timeout: Duration = Field(timedelta(seconds=10), description="How long one delivery attempt may take.")
+    smtp_host: str | None = Field(None, description="email: SMTP server host name.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="email: SMTP server port.")
+    security: Literal["none", "starttls", "ssl"] = Field(
+        "none", description='email: "none", "starttls" or "ssl" (implicit TLS, usually port 465).'
+    )
+    username: str | None = Field(None, description="email: SMTP login name (no login when unset).")
+    password_env: str | None = Field(None, description="email: environment variable holding the SMTP password.")
+    sender: str | None = Field(None, description="email: the From address.")
+    recipients: tuple[str, ...] = Field((), description="email: the To addresses.")
+    apprise_urls: tuple[str, ...] = Field(
+        (), description="apprise: service URLs (slack://, tgram://, ntfy://, ...); redacted in every output."
+    )
+    apprise_urls_env: str | None = Field(
+        None, description="apprise: environment variable holding more URLs, separated by spaces or commas."
+    )
+
+    @model_validator(mode="after")
+    def _complete_for_its_type(self) -> AlertChannel:
+        if self.type == "webhook" and not self.url:
+            raise ValueError(f"channel {self.name!r}: a webhook needs `url`")
+        if self.type == "email" and not (self.smtp_host and self.sender and self.recipients):
+            raise ValueError(f"channel {self.name!r}: email needs `smtp_host`, `sender` and `recipients`")
+        if self.type == "email" and self.password_env and not self.username:
+            raise ValueError(f"channel {self.name!r}: `password_env` needs `username`")
+        if self.type == "apprise" and not (self.apprise_urls or self.apprise_urls_env):
+            raise ValueError(f"channel {self.name!r}: apprise needs `apprise_urls` or `apprise_urls_env`")
+        return self
+
+    @field_serializer("apprise_urls")
+    def _hide_apprise_tokens(self, urls: tuple[str, ...]) -> list[str]:
+        # `pricemon config check` prints the settings: the tokens in these URLs must not show.
+        return [redact_apprise_url(u) for u in urls]
+
+    @field_serializer("url")
+    def _hide_url_password(self, url: str | None) -> str | None:
+        return None if url is None else redact_url(url)
+
+
+class AlertingSettings(Section):
+    channels: tuple[AlertChannel, ...] = Field(
+        (), description="Delivery channels, one [[alerting.channels]] each; rules name them."
+    )
+    retry_base: Duration = Field(
+        timedelta(seconds=30), description="Wait before retrying a failed delivery; doubles on each failure."
+    )
+    retry_max: Duration = Field(
+        timedelta(hours=1), description="Longest wait between retries; undelivered alerts are never dropped."
+    )
+    max_events_per_message: int = Field(
+        50, ge=1, le=1000, description="Events of one sweep are grouped into one message per channel, up to this many."
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channel_names(cls, value: tuple[AlertChannel, ...]) -> tuple[AlertChannel, ...]:
+        names = [c.name for c in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate channel name(s): {', '.join(duplicates)}")
+        return value
+
+    def channel(self, name: str) -> AlertChannel | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+
+class AlertRule(Section):
+    name: str = Field(
+        ..., min_length=1, max_length=100, description="Unique name of the rule (also for `alerts test`)."
+    )
+    condition: Literal[
+        "undercut",
+        "price_drop",
+        "price_rise",
+        "all_time_low",
+        "back_in_stock",
+        "out_of_stock",
+        "new_suggestion",
+        "scrape_failing",
+    ] = Field(..., description="What fires the rule: " + ", ".join(ALERT_CONDITIONS) + ".")
+    channels: tuple[str, ...] = Field(..., min_length=1, description="Names of the [[alerting.channels]] to notify.")
+    enabled: bool = Field(True, description="Set to false to keep the rule but stop evaluating it.")
+    competitors: tuple[str, ...] = Field((), description="Only these competitors (default: all).")
+    skus: tuple[str, ...] = Field((), description="Only these SKUs of ours (default: all).")
+    tags: tuple[str, ...] = Field((), description="Only products carrying one of these tags (default: all).")
+    percent: Decimal | None = Field(
+        None,
+        ge=0,
+        description="undercut: by more than this % of our price; price_drop/price_rise: moved more than this %"
+        " (default 0); new_suggestion: impact above this %.",
+    )
+    amount: Decimal | None = Field(None, ge=0, description="undercut: by more than this amount of our currency.")
+    failing_for: Duration = Field(
+        timedelta(hours=1), description="scrape_failing: how long without a successful check before it fires."
+    )
+    scope: Literal["competitor", "listing"] = Field(
+        "competitor", description='scrape_failing: "competitor" (no listing of it succeeds) or "listing" (each one).'
+    )
+    quiet_period: Duration = Field(
+        timedelta(hours=1),
+        description="After an alert about a subject (listing, competitor, product), others wait this long.",
+    )
+
+    @model_validator(mode="after")
+    def _threshold_fits_condition(self) -> AlertRule:
+        if self.amount is not None and self.condition != "undercut":
+            raise ValueError(f"rule {self.name!r}: `amount` only applies to undercut")
+        if self.amount is not None and self.percent is not None:
+            raise ValueError(f"rule {self.name!r}: set `percent` or `amount`, not both")
+        if self.percent is not None and self.condition in (
+            "all_time_low",
+            "back_in_stock",
+            "out_of_stock",
+            "scrape_failing",
+        ):
+            raise ValueError(f"rule {self.name!r}: `percent` does not apply to {self.condition}")
+        return self
+
+
+GUARDRAILS = ("margin_floor", "map_floor", "min_max", "max_change", "round")
+
+
+class Assignment(Section):
+    """Which strategies price a product, which offers count, and the guardrails after them.
+
+    `[pricing.default]` applies to every product; `[pricing.tags.<tag>]` and `[pricing.skus.<sku>]`
+    override only the keys they set (SKU over tag over default).
+    """
+
+    strategies: tuple[str, ...] = Field(
+        ("match_lowest",), description="Strategy chain: the first one that suggests a price wins."
+    )
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Options per strategy, e.g. { undercut = { percent = 1 } }."
+    )
+    auto_approve: bool = Field(False, description="Apply these suggestions without review (within guardrails).")
+    in_stock_only: bool = Field(True, description="Only offers that are in stock count.")
+    max_age: Duration | None = Field(
+        timedelta(days=2), description="Offers not confirmed for longer than this do not count (unset: no limit)."
+    )
+    ignore_suspicious: bool = Field(True, description="Offers flagged suspicious (not yet confirmed) do not count.")
+    include: tuple[str, ...] = Field((), description="Only these competitors count (empty: all).")
+    exclude: tuple[str, ...] = Field((), description="These competitors never count.")
+    other_currencies: str = Field(
+        "convert", description='"convert" through [pricing] rates (skipped when no rate), or "skip".'
+    )
+    guardrails: tuple[str, ...] = Field(
+        ("margin_floor", "map_floor", "min_max", "max_change", "round"),
+        description="Guardrails applied after the strategy, in this order.",
+    )
+    min_margin: float = Field(0.0, ge=0, description="Margin floor: never below cost plus this percentage.")
+    max_change: float | None = Field(
+        None, gt=0, description="Largest change of our price per suggestion, in percent (unset: no limit)."
+    )
+    rounding: str = Field(".99", description='".99", ".95", "whole", "ladder" or "none".')
+    rounding_direction: str = Field(
+        "down", description='"down", "up" or "nearest"; never below a floor set by an earlier guardrail.'
+    )
+    ladder: tuple[str, ...] = Field((), description='Price points for rounding = "ladder", e.g. ["9.99", "14.99"].')
+
+    @field_validator("guardrails")
+    @classmethod
+    def _known_guardrails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name not in GUARDRAILS:
+                raise ValueError(f"unknown guardrail {name!r}; expected some of {', '.join(GUARDRAILS)}")
+        return value
+
+    @field_validator("strategies")
+    @classmethod
+    def _some_strategy(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one strategy")
+        return value
+
+    @field_validator("other_currencies")
+    @classmethod
+    def _currency_mode(cls, value: str) -> str:
+        if value not in ("convert", "skip"):
+            raise ValueError(f'expected "convert" or "skip", got {value!r}')
+        return value
+
+    @field_validator("rounding")
+    @classmethod
+    def _rounding(cls, value: str) -> str:
+        if value not in (".99", ".95", "whole", "ladder", "none"):
+            raise ValueError(f'expected ".99", ".95", "whole", "ladder" or "none", got {value!r}')
+        return value
+
+    @field_validator("rounding_direction")
+    @classmethod
+    def _direction(cls, value: str) -> str:
+        if value not in ("down", "up", "nearest"):
+            raise ValueError(f'expected "down", "up" or "nearest", got {value!r}')
+        return value
+
+    @field_validator("ladder")
+    @classmethod
+    def _ladder(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from monitor.money import parse_amount
+
+        for point in value:
+            if parse_amount(str(point)) <= 0:
+                raise ValueError(f"ladder prices must be positive, got {point!r}")
+        return tuple(str(p) for p in value)
+
+
+class PricingSettings(Section):
+    timeout: Duration = Field(timedelta(seconds=5), description="Longest a strategy may take for one product.")
+    rates: dict[str, float] = Field(
+        default_factory=dict,
+        description='Currency rates for converting offers, "FROM:TO" = rate, e.g. { "USD:EUR" = 0.92 }.',
+    )
+    default: Assignment = Field(default_factory=Assignment, description="Strategy assignment for every product.")
+    tags: dict[str, Assignment] = Field(default_factory=dict, description="Overrides for products with a tag.")
+    skus: dict[str, Assignment] = Field(default_factory=dict, description="Overrides for single SKUs.")
+    batch_size: int = Field(2000, ge=1, description="Products priced and stored per batch by `pricemon suggest`.")
+
+    @field_validator("rates")
+    @classmethod
+    def _rate_pairs(cls, value: dict[str, float]) -> dict[str, float]:
+        for pair, rate in value.items():
+            if not re.fullmatch(r"[A-Z]{3}:[A-Z]{3}", pair):
+                raise ValueError(f'rate keys look like "USD:EUR", got {pair!r}')
+            if rate <= 0:
+                raise ValueError(f"rate {pair} must be positive")
+        return value
+
+
+class FeedSettings(Section):
+    csv_path: Path | None = Field(
+        None, description="Write sku,price,currency,updated_at of every active product here after each apply."
+    )
+    webhook_url: HttpUrl | None = Field(None, description="POST applied price changes as JSON to this URL.")
+    secret_header: str = Field("X-Pricemon-Secret", description="Header carrying the webhook secret.")
+    secret_env: str | None = Field(
+        None, description="Name of the environment variable holding the webhook secret (never logged)."
+    )
+    retries: int = Field(3, ge=0, le=10, description="Retries of a failed webhook POST within one send.")
+    backoff: Duration = Field(timedelta(seconds=1), description="First delay between retries; doubles each time.")
+    timeout: Duration = Field(timedelta(seconds=10), description="Webhook request timeout.")
+    batch_size: int = Field(500, ge=1, description="Price changes per webhook POST.")
+
+
 class Settings(Section):
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
@@ -230,6 +519,10 @@ class Settings(Section):
     scrape: ScrapeSettings = Field(default_factory=lambda: ScrapeSettings(), description="Fetching defaults.")
     scheduler: SchedulerSettings = Field(default_factory=lambda: SchedulerSettings(), description="The daemon.")
     competitors: tuple[Competitor, ...] = Field((), description="The shops to watch, one [[competitors]] each.")
+    pricing: PricingSettings = Field(default_factory=PricingSettings, description="Pricing strategies.")
+    feed: FeedSettings = Field(default_factory=FeedSettings, description="The price feed out.")
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings, description="Alert channels and delivery.")
+    alerts: tuple[AlertRule, ...] = Field((), description="Alert rules, one [[alerts]] each.")
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (not a key).")
 
@@ -242,6 +535,18 @@ class Settings(Section):
                 raise ValueError(f"duplicate competitor name {competitor.name!r}")
             seen.add(competitor.name)
         return value
+
+    @model_validator(mode="after")
+    def _alert_rules_fit(self) -> Settings:
+        names = [rule.name for rule in self.alerts]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate alert rule name(s): {', '.join(duplicates)}")
+        for rule in self.alerts:
+            unknown = [c for c in rule.channels if self.alerting.channel(c) is None]
+            if unknown:
+                raise ValueError(f"alert rule {rule.name!r}: unknown channel(s) {', '.join(unknown)}")
+        return self
 
     def competitor(self, name: str) -> Competitor | None:
         return next((c for c in self.competitors if c.name == name), None)
@@ -328,7 +633,11 @@ def redact_url(url: str) -> str:
 
 
 __all__ = [
+    "ALERT_CONDITIONS",
     "DEFAULT_DATABASE_URL",
+    "AlertChannel",
+    "AlertRule",
+    "AlertingSettings",
     "Competitor",
     "Duration",
     "SchedulerSettings",
