@@ -1,0 +1,416 @@
+"""The scheduler daemon: one APScheduler job per enabled competitor, signals, reloads and retries.
+
+Each job runs a due-only sweep of its competitor in a thread of its own, so a slow shop never
+delays the others, and never overlaps itself (`max_instances=1`, missed runs coalesced). The
+main thread only waits for signals: SIGTERM/SIGINT stop it gracefully, SIGHUP reloads the config.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from monitor.errors import ConfigError, DatabaseError, PricemonError
+from monitor.scheduler.metrics import DaemonMetrics
+from monitor.settings import Competitor, Settings, redact_url
+from monitor.store.database import Store, open_store
+from monitor.store.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+SweepFunction = Callable[..., Any]
+SettingsLoader = Callable[[], Settings]
+SweepHook = Callable[[Any], None]
+
+#: errors that mean "the database is unavailable right now": retried with backoff, never fatal
+DATABASE_OUTAGES: tuple[type[BaseException], ...] = (DatabaseError, OperationalError, PoolTimeoutError)
+#: first wait after a database error; doubles up to scheduler.database_retry_max
+FIRST_RETRY_SECONDS = 1.0
+# Enough threads that every competitor can sweep at once plus the suggestions job; threads are
+# only started when needed, so a generous ceiling costs nothing.
+MIN_POOL_THREADS = 16
+
+
+def _trigger(competitor: Competitor) -> BaseTrigger:
+    jitter = competitor.jitter.total_seconds() or None
+    if competitor.cron:
+        # CronTrigger.from_crontab takes no jitter; the fields are the same it would read.
+        return CronTrigger(**_cron_fields(competitor.cron), timezone="UTC", jitter=jitter)
+    return IntervalTrigger(seconds=competitor.interval.total_seconds(), timezone="UTC", jitter=jitter)
+
+
+def _cron_fields(expression: str) -> dict[str, str]:
+    minute, hour, day, month, day_of_week = expression.split()
+    return {"minute": minute, "hour": hour, "day": day, "month": month, "day_of_week": day_of_week}
+
+
+def _schedule_key(competitor: Competitor) -> tuple[Any, ...]:
+    """What a job's trigger depends on: a change here means the job is rescheduled."""
+    return (competitor.cron, competitor.interval, competitor.jitter)
+
+
+def _load_sweep() -> SweepFunction:
+    try:
+        from monitor.scrape.sweep import run_sweep
+    except ImportError as exc:
+        raise PricemonError(f"the scraping engine is not available ({exc})") from None
+    return run_sweep
+
+
+def _load_suggestions() -> Callable[..., Any] | None:
+    try:
+        # Looked up by name: the pricing package is another component and may not be installed.
+        suggest = importlib.import_module("monitor.pricing.suggest")
+    except ImportError:
+        return None
+    return getattr(suggest, "compute_suggestions", None)
+
+
+class Daemon:
+    """`pricemon run`: schedules sweeps until a signal stops it.
+
+    `sweep` is the seam to the scraper (`monitor.scrape.sweep.run_sweep` in production);
+    `after_sweep_hooks` are called with each sweep's summary (alerts hang here).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        load_settings: SettingsLoader,
+        sweep: SweepFunction | None = None,
+    ) -> None:
+        self.settings = settings
+        self._load_settings = load_settings
+        self._sweep = sweep
+        self.stop_event = threading.Event()
+        self.after_sweep_hooks: list[SweepHook] = []
+        self._wake = threading.Event()
+        self._reload_requested = False
+        self._stop_signal: str | None = None
+        self._running: dict[str, float] = {}
+        self._running_changed = threading.Condition()
+        self._schedules: dict[str, tuple[Any, ...]] = {}
+        self._suggest: Callable[..., Any] | None = None
+        self._store: Store | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self.metrics: DaemonMetrics | None = None
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code (0 after a graceful stop)."""
+        self._start()
+        previous = {
+            signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        }
+        try:
+            while self._stop_signal is None:
+                # A timeout keeps the main thread responsive even where a wait is not woken by signals.
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+                if self._reload_requested:
+                    self._reload_requested = False
+                    self.reload()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return self.shutdown()
+
+    def _start(self) -> None:
+        if self._sweep is None:
+            self._sweep = _load_sweep()
+        # Same rule as every command: SQLite is migrated in place, other databases must have been
+        # upgraded with `pricemon db upgrade`, otherwise the daemon refuses to start.
+        self._store = open_store(self.settings.database_url)
+        from monitor.store.status import close_abandoned_runs
+
+        with self._store.session() as session:
+            abandoned = close_abandoned_runs(session)
+        if abandoned:
+            logger.warning("closed %d sweep(s) left running by a previous daemon as interrupted", abandoned)
+
+        if self.settings.scheduler.metrics_port:
+            self.metrics = DaemonMetrics()
+            try:
+                self.metrics.serve(self.settings.scheduler.metrics_host, self.settings.scheduler.metrics_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"scheduler.metrics_port: cannot listen on "
+                    f"{self.settings.scheduler.metrics_host}:{self.settings.scheduler.metrics_port}: {exc.strerror}"
+                ) from None
+        else:
+            logger.info("metrics: off (scheduler.metrics_port is not set)")
+
+        pool = max(MIN_POOL_THREADS, 2 * len(self.settings.competitors) + 2)
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(pool)},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+        self._scheduler.start()
+        self._apply_schedules(self.settings)
+        self._schedule_suggestions(self.settings)
+        enabled = [c.name for c in self.settings.competitors if c.enabled]
+        logger.info(
+            "daemon started: database %s, %d competitor(s) scheduled: %s",
+            redact_url(self.settings.database_url),
+            len(enabled),
+            ", ".join(enabled) or "(none)",
+            extra={"pid": os.getpid()},
+        )
+        if not enabled:
+            logger.warning("no enabled competitors in the config: nothing will be checked")
+        self._update_freshness()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only flags here: the work happens in the main loop, outside the signal handler.
+        if signum == signal.SIGHUP:
+            self._reload_requested = True
+        else:
+            self._stop_signal = signal.Signals(signum).name
+        self._wake.set()
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Stop the daemon from another thread (tests, embedding)."""
+        self._stop_signal = reason
+        self._wake.set()
+
+    def shutdown(self) -> int:
+        """Stop taking work, give sweeps in flight the grace period to commit, and return 0."""
+        grace = self.settings.scheduler.grace_period.total_seconds()
+        logger.info("stopping (%s): no new sweeps; waiting up to %gs for sweeps in flight", self._stop_signal, grace)
+        self.stop_event.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + grace
+        with self._running_changed:
+            while self._running and time.monotonic() < deadline:
+                self._running_changed.wait(timeout=max(0.0, deadline - time.monotonic()))
+            unfinished = sorted(self._running)
+        if unfinished:
+            logger.warning(
+                "grace period of %gs over; abandoning sweeps still running: %s (their uncommitted batch is "
+                "rolled back and checked again after a restart)",
+                grace,
+                ", ".join(unfinished),
+            )
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            # Worker threads of a stuck sweep are not daemon threads; the interpreter would wait
+            # for them forever, so leave without running exit handlers. Committed data is safe.
+            os._exit(0)
+        if self.metrics is not None:
+            self.metrics.close()
+        if self._store is not None:
+            self._store.dispose()
+        logger.info("stopped cleanly")
+        return 0
+
+    # --- configuration --------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Read the config again and reschedule; an invalid config is rejected and the old one kept."""
+        try:
+            new = self._load_settings()
+        except PricemonError as exc:
+            logger.error("config reload rejected, still running the previous config: %s", exc)
+            return False
+        if new.database_url != self.settings.database_url:
+            logger.error(
+                "config reload rejected: database_url changed (%s -> %s); restart the daemon to switch databases",
+                redact_url(self.settings.database_url),
+                redact_url(new.database_url),
+            )
+            return False
+        self.settings = new
+        self._apply_schedules(new)
+        self._schedule_suggestions(new)
+        logger.info("config reloaded from %s", new.source)
+        return True
+
+    def _apply_schedules(self, settings: Settings) -> None:
+        """Make the scheduler's sweep jobs match the enabled competitors of `settings`."""
+        assert self._scheduler is not None
+        wanted = {c.name: c for c in settings.competitors if c.enabled}
+        for name in list(self._schedules):
+            if name not in wanted:
+                self._scheduler.remove_job(f"sweep:{name}")
+                del self._schedules[name]
+                logger.info("competitor %s: no longer scheduled", name)
+        for name, competitor in wanted.items():
+            key = _schedule_key(competitor)
+            job_id = f"sweep:{name}"
+            if name not in self._schedules:
+                self._scheduler.add_job(
+                    self._sweep_job,
+                    trigger=_trigger(competitor),
+                    args=[name],
+                    id=job_id,
+                    name=f"sweep {name}",
+                    # The first sweep starts at once: listings due while the daemon was down wait no longer.
+                    next_run_time=utcnow(),
+                )
+                logger.info("competitor %s: scheduled %s", name, _describe(competitor))
+            elif self._schedules[name] != key:
+                self._scheduler.reschedule_job(job_id, trigger=_trigger(competitor))
+                logger.info("competitor %s: rescheduled %s", name, _describe(competitor))
+            self._schedules[name] = key
+
+    def _schedule_suggestions(self, settings: Settings) -> None:
+        assert self._scheduler is not None
+        if self._suggest is None:
+            self._suggest = _load_suggestions()
+            if self._suggest is None:
+                logger.info("suggestions: off (monitor.pricing.suggest.compute_suggestions is not available)")
+                return
+        every = settings.scheduler.suggest_every.total_seconds()
+        trigger = IntervalTrigger(seconds=every, timezone="UTC")
+        if self._scheduler.get_job("suggest") is None:
+            self._scheduler.add_job(self._suggest_job, trigger=trigger, id="suggest", name="suggestions")
+            logger.info("suggestions: recomputed every %gs", every)
+        else:
+            self._scheduler.reschedule_job("suggest", trigger=trigger)
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def _sweep_job(self, name: str) -> None:
+        """One scheduled sweep of competitor `name`: due listings only, retried on database outages."""
+        if self.stop_event.is_set():
+            return
+        with self._running_changed:
+            self._running[name] = time.monotonic()
+        try:
+            self._sweep_with_retries(name)
+        except Exception:  # one competitor's bug must not take the daemon down
+            logger.exception("sweep of %s failed", name, extra={"competitor": name})
+            if self.metrics is not None:
+                self.metrics.sweeps.labels(name, "error").inc()
+        finally:
+            with self._running_changed:
+                self._running.pop(name, None)
+                self._running_changed.notify_all()
+
+    def _sweep_with_retries(self, name: str) -> None:
+        from monitor.store.status import count_due
+
+        assert self._sweep is not None and self._store is not None
+        delay = FIRST_RETRY_SECONDS
+        while not self.stop_event.is_set():
+            settings = self.settings  # a reload in between swaps the whole object, never half of it
+            if settings.competitor(name) is None:
+                return  # removed by a reload after this run was queued
+            try:
+                with self._store.session() as session:
+                    due = count_due(session, name)
+                if not due:
+                    logger.debug("competitor %s: nothing due", name)
+                    return
+                started = time.monotonic()
+                summary = self._sweep(
+                    settings, competitors=[name], due_only=True, trigger="daemon", stop=self.stop_event
+                )
+            except DATABASE_OUTAGES as exc:
+                retry_max = settings.scheduler.database_retry_max.total_seconds()
+                delay = min(delay, retry_max)
+                logger.warning(
+                    "competitor %s: database unavailable (%s); retrying in %gs",
+                    name,
+                    _one_line(exc),
+                    delay,
+                    extra={"competitor": name, "retry_in": delay},
+                )
+                if self.metrics is not None:
+                    self.metrics.database_errors.inc()
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, retry_max)
+                continue
+            except ConfigError as exc:
+                logger.error("competitor %s: sweep refused: %s", name, exc, extra={"competitor": name})
+                return
+            self._sweep_done(name, summary, time.monotonic() - started)
+            return
+
+    def _sweep_done(self, name: str, summary: Any, seconds: float) -> None:
+        counts = dict(getattr(summary, "competitors", {}).get(name, {}))
+        status = getattr(summary, "status", "finished")
+        logger.info(
+            "competitor %s: sweep %s: %s checked, %s changed, %s failed in %.1fs",
+            name,
+            status,
+            getattr(summary, "checked", "?"),
+            getattr(summary, "changed", "?"),
+            getattr(summary, "failed", "?"),
+            seconds,
+            extra={"competitor": name, "run_id": getattr(summary, "run_id", None), "counts": counts},
+        )
+        if self.metrics is not None:
+            self.metrics.record_sweep(name, status, float(getattr(summary, "seconds", seconds)), counts)
+        self.after_sweep(summary)
+        self._update_freshness()
+
+    def after_sweep(self, summary: Any) -> None:
+        """Called after every sweep with its `SweepSummary`: alerting hooks in here."""
+        for hook in list(self.after_sweep_hooks):
+            try:
+                hook(summary)
+            except Exception:  # a broken hook must not stop the sweeps
+                logger.exception("after-sweep hook %r failed", hook)
+
+    def _suggest_job(self) -> None:
+        if self.stop_event.is_set() or self._suggest is None or self._store is None:
+            return
+        try:
+            self._suggest(self.settings, self._store)
+        except DATABASE_OUTAGES as exc:
+            logger.warning("suggestions: database unavailable (%s); next try on schedule", _one_line(exc))
+        except Exception:
+            logger.exception("suggestions: recomputing failed")
+
+    def _update_freshness(self) -> None:
+        if self.metrics is None or self._store is None:
+            return
+        from monitor.store.status import competitor_status
+
+        try:
+            with self._store.session() as session:
+                rows = competitor_status(
+                    session, self.settings.competitors, staleness_limit=self.settings.scheduler.staleness_limit
+                )
+        except DATABASE_OUTAGES as exc:
+            logger.debug("metrics: freshness not updated: %s", _one_line(exc))
+            return
+        self.metrics.record_freshness(rows, time.time())
+
+
+def _describe(competitor: Competitor) -> str:
+    schedule = f"cron {competitor.cron!r}" if competitor.cron else f"every {competitor.interval.total_seconds():g}s"
+    if competitor.jitter > timedelta(0):
+        schedule += f" (jitter {competitor.jitter.total_seconds():g}s)"
+    return schedule
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run_daemon(settings: Settings, *, load_settings: SettingsLoader, sweep: SweepFunction | None = None) -> int:
+    """Run the daemon in the foreground until SIGTERM/SIGINT; returns the exit code."""
+    return Daemon(settings, load_settings=load_settings, sweep=sweep).run()
