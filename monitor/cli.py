@@ -376,6 +376,93 @@ def history_command(app: App, sku: str, as_json: bool) -> None:
 
 # --- report and demo (issue 6) --------------------------------------------------------------
 
+
+@cli.command("report")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file (HTML unless --format or a .csv/.json name says otherwise).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "csv", "json"]),
+    help="html: one self-contained page; csv: the pending suggestions; json: everything. Default: from --out.",
+)
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True, help="Period covered.")
+@click.option("--sku", "skus", multiple=True, help="Also chart this product (repeatable).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    help="Suggestion rows listed (default: 500 in HTML, 20 in the terminal, all in CSV/JSON).",
+)
+@click.option("--charts", type=click.IntRange(0, 1000), default=50, show_default=True, help="Most charts drawn.")
+@json_option
+@pass_app
+def report_command(
+    app: App,
+    out: Path | None,
+    fmt: str | None,
+    days: int,
+    skus: tuple[str, ...],
+    limit: int | None,
+    charts: int,
+    as_json: bool,
+) -> None:
+    """Report for review: summary, pending suggestions by impact, price charts, competitor
+    health, recent applied changes. Without --out, a compact table in the terminal."""
+    from monitor.report.build import build_report
+    from monitor.report.render import write_csv, write_html, write_json
+
+    if as_json:
+        fmt = fmt or "json"
+    if fmt is None and out is not None:
+        fmt = {".csv": "csv", ".json": "json"}.get(out.suffix.lower(), "html")
+    if fmt == "html" and out is None:
+        raise click.UsageError("--format html needs --out FILE")
+    if limit is None:
+        limit = {"html": 500, None: 20}.get(fmt)
+    writers = {"html": write_html, "csv": write_csv, "json": write_json}
+    with app.store().session() as session:
+        report = build_report(
+            session,
+            days=days,
+            skus=skus,
+            suggestion_limit=limit,
+            chart_limit=charts,
+            staleness_limit=app.settings.scheduler.staleness_limit,
+        )
+        if fmt is None:
+            from monitor.report.terminal import print_report
+
+            print_report(report, stdout)
+            return
+        if out is None:
+            writers[fmt](report, sys.stdout)
+            return
+        _write_atomically(out, lambda handle: writers[fmt](report, handle))
+    click.echo(f"report written to {out} ({fmt}, {report.summary.pending} pending suggestions)", err=as_json)
+
+
+def _write_atomically(path: Path, write: Callable[[Any], Any]) -> None:
+    """Write through a temporary file beside `path`, so a failed run never leaves half a report."""
+    import os
+    import tempfile
+
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise PricemonError(f"cannot write {path}: folder {folder} does not exist")
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+
 # --- alerts (issue 8) -----------------------------------------------------------------------
 
 

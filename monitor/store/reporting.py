@@ -1,0 +1,437 @@
+"""The report's queries: summary counts, pending suggestions by impact, market snapshots,
+chart series, competitor health and recent applied changes.
+
+Everything here is sized for a catalogue of 170,000 products: counts are aggregated in SQL,
+long lists are streamed (`yield_per`) or capped, and per-product detail is fetched only for
+the few products the caller asks about, in chunks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from monitor.store.history import FAILURE_OUTCOMES
+from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, ScrapeRun, Suggestion
+
+CHUNK = 900  # stay below SQLite's bound-parameter limit in IN (...) lists
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(slots=True)
+class Summary:
+    products: int
+    competitors: int
+    listings: int
+    runs: int
+    checks: int
+    failed_checks: int
+    failing_listings: int
+    stale_listings: int
+    never_checked: int
+    pending: int
+    #: sum of (suggested - current) over pending suggestions, per currency
+    impact: dict[str, Decimal]
+
+
+def report_summary(session: Session, *, start: datetime, now: datetime, staleness_limit: timedelta) -> Summary:
+    """Catalogue size, checks in the period (from the runs' counts) and what needs attention."""
+    products = session.scalar(select(func.count()).select_from(Product).where(Product.active.is_(True))) or 0
+    competitors = session.scalar(select(func.count()).select_from(Competitor)) or 0
+    cutoff = now - staleness_limit
+    listing_counts = session.execute(
+        select(
+            func.count(),
+            func.sum(case((Listing.consecutive_failures > 0, 1), else_=0)),
+            func.sum(
+                case(
+                    (
+                        and_(
+                            Listing.last_checked_at.is_not(None),
+                            or_(Listing.last_success_at.is_(None), Listing.last_success_at < cutoff),
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ),
+            func.sum(case((Listing.last_checked_at.is_(None), 1), else_=0)),
+        ).where(Listing.active.is_(True))
+    ).one()
+    runs = checks = failed = 0
+    for (counts,) in session.execute(select(ScrapeRun.counts).where(ScrapeRun.started_at >= start)):
+        runs += 1
+        outcomes = _outcomes(counts)
+        checks += sum(outcomes.values())
+        failed += sum(n for outcome, n in outcomes.items() if outcome in FAILURE_OUTCOMES)
+    pending, impact = pending_totals(session)
+    return Summary(
+        products=products,
+        competitors=competitors,
+        listings=listing_counts[0] or 0,
+        runs=runs,
+        checks=checks,
+        failed_checks=failed,
+        failing_listings=listing_counts[1] or 0,
+        stale_listings=listing_counts[2] or 0,
+        never_checked=listing_counts[3] or 0,
+        pending=pending,
+        impact=impact,
+    )
+
+
+def _outcomes(counts: Any) -> Counter[str]:
+    """Outcome totals of one run's `{competitor: {outcome: n, "seconds": s}}`, summed over competitors."""
+    total: Counter[str] = Counter()
+    if not isinstance(counts, dict):
+        return total
+    for values in counts.values():
+        if isinstance(values, dict):
+            for outcome, n in values.items():
+                if outcome != "seconds" and isinstance(n, int):
+                    total[outcome] += n
+    return total
+
+
+def pending_totals(session: Session) -> tuple[int, dict[str, Decimal]]:
+    """How many suggestions are pending and their summed impact per currency, in exact Decimals."""
+    count = 0
+    impact: dict[str, Decimal] = defaultdict(Decimal)
+    query = select(Suggestion.currency, Suggestion.current_price, Suggestion.suggested_price).where(
+        Suggestion.status == "pending"
+    )
+    for currency, current, suggested in session.execute(query.execution_options(yield_per=5000)):
+        count += 1
+        impact[currency] += suggested - current
+    return count, dict(sorted(impact.items()))
+
+
+@dataclass(slots=True)
+class PendingSuggestion:
+    id: int
+    product_id: int
+    sku: str
+    name: str
+    currency: str
+    current_price: Decimal
+    suggested_price: Decimal
+    strategy: str
+    reason: str
+    created_at: datetime
+    auto_approved: bool
+    details: dict[str, Any]
+
+    @property
+    def impact(self) -> Decimal:
+        return self.suggested_price - self.current_price
+
+
+def pending_suggestions(session: Session, *, limit: int | None = None) -> Iterator[PendingSuggestion]:
+    """Pending suggestions, biggest price movement first (ties by SKU), streamed."""
+    impact = func.abs(Suggestion.suggested_price - Suggestion.current_price)
+    query = (
+        select(Suggestion, Product.sku, Product.name)
+        .join(Product, Suggestion.product_id == Product.id)
+        .where(Suggestion.status == "pending")
+        .order_by(impact.desc(), Product.sku, Suggestion.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    for suggestion, sku, name in session.execute(query.execution_options(yield_per=2000)):
+        yield PendingSuggestion(
+            id=suggestion.id,
+            product_id=suggestion.product_id,
+            sku=sku,
+            name=name,
+            currency=suggestion.currency,
+            current_price=suggestion.current_price,
+            suggested_price=suggestion.suggested_price,
+            strategy=suggestion.strategy,
+            reason=suggestion.reason,
+            created_at=suggestion.created_at,
+            auto_approved=suggestion.auto_approved,
+            details=dict(suggestion.details or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    competitor: str
+    price: Decimal
+    currency: str | None
+    in_stock: bool | None
+    suspicious: bool
+
+
+def latest_offers(session: Session, product_ids: Sequence[int]) -> dict[int, list[Offer]]:
+    """Each product's competitors' newest observed state (one row per active listing)."""
+    offers: dict[int, list[Offer]] = defaultdict(list)
+    for chunk in _chunks(sorted(set(product_ids))):
+        query = (
+            select(
+                Listing.product_id,
+                Competitor.name,
+                PriceHistory.price,
+                PriceHistory.currency,
+                PriceHistory.in_stock,
+                PriceHistory.suspicious,
+            )
+            .join(PriceHistory, PriceHistory.id == Listing.latest_history_id)
+            .join(Competitor, Competitor.id == Listing.competitor_id)
+            .where(Listing.product_id.in_(chunk), Listing.active.is_(True), PriceHistory.price.is_not(None))
+        )
+        for product_id, competitor, price, currency, in_stock, suspicious in session.execute(query):
+            offers[product_id].append(Offer(competitor, price, currency, in_stock, suspicious))
+    return offers
+
+
+@dataclass(slots=True)
+class ChartSeries:
+    label: str
+    kind: str  # "ours" | "competitor" | "out_of_stock"
+    points: list[tuple[datetime, Decimal | None]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ProductChart:
+    product_id: int
+    sku: str
+    name: str
+    currency: str
+    series: list[ChartSeries]
+
+
+def product_ids_for_skus(session: Session, skus: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(list(skus)):
+        found.update(session.execute(select(Product.sku, Product.id).where(Product.sku.in_(chunk))).tuples())
+    return found
+
+
+def chart_data(session: Session, product_ids: Sequence[int], *, start: datetime, now: datetime) -> list[ProductChart]:
+    """Our price and every competitor's price over [start, now] for the given products.
+
+    Our price comes from the applied-change audit (the price before the first change in the
+    period, then each change) ending at the current product price. A competitor's line has a
+    point where each state began (clipped to `start`) and where it was last confirmed; the
+    states seen out of stock form a separate "out of stock" series so the chart can mark them.
+    """
+    wanted = list(dict.fromkeys(product_ids))
+    products = {}
+    for chunk in _chunks(wanted):
+        for product in session.scalars(select(Product).where(Product.id.in_(chunk))):
+            products[product.id] = product
+    changes: dict[int, list[tuple[datetime, Decimal, Decimal]]] = defaultdict(list)
+    history: dict[tuple[int, str], list[PriceHistory]] = defaultdict(list)
+    for chunk in _chunks(wanted):
+        for change in session.scalars(
+            select(PriceChange)
+            .where(PriceChange.product_id.in_(chunk), PriceChange.applied_at >= start)
+            .order_by(PriceChange.applied_at, PriceChange.id)
+        ):
+            changes[change.product_id].append((change.applied_at, change.old_price, change.new_price))
+        # States that were alive at some point of the period: started before its end, seen after its start.
+        for row, product_id, competitor in session.execute(
+            select(PriceHistory, Listing.product_id, Competitor.name)
+            .join(Listing, Listing.id == PriceHistory.listing_id)
+            .join(Competitor, Competitor.id == Listing.competitor_id)
+            .where(Listing.product_id.in_(chunk), PriceHistory.last_seen_at >= start, PriceHistory.observed_at <= now)
+            .order_by(PriceHistory.observed_at, PriceHistory.id)
+        ):
+            history[(product_id, competitor)].append(row)
+
+    charts = []
+    for product_id in wanted:
+        product = products.get(product_id)
+        if product is None:
+            continue
+        ours = ChartSeries("Our price", "ours")
+        product_changes = changes.get(product_id, [])
+        opening = product_changes[0][1] if product_changes else product.price
+        ours.points.append((start, opening))
+        for applied_at, _old, new in product_changes:
+            ours.points.append((applied_at, new))
+        ours.points.append((now, product.price))
+        series = [ours]
+        for competitor in sorted({c for (pid, c) in history if pid == product_id}):
+            line = ChartSeries(competitor, "competitor")
+            out = ChartSeries(f"{competitor} (out of stock)", "out_of_stock")
+            for state in history[(product_id, competitor)]:
+                begin = max(state.observed_at, start)
+                target = out if state.in_stock is False else line
+                other = line if target is out else out
+                target.points += [(begin, state.price), (state.last_seen_at, state.price)]
+                # a break in the other series so its line does not bridge across this state
+                other.points.append((begin, None))
+            series.append(line)
+            if any(price is not None for _, price in out.points):
+                series.append(out)
+        charts.append(ProductChart(product_id, product.sku, product.name, product.currency, series))
+    return charts
+
+
+@dataclass(slots=True)
+class CompetitorHealth:
+    name: str
+    base_url: str
+    listings: int
+    failing: int
+    stale: int
+    last_success_at: datetime | None
+    last_checked_at: datetime | None
+    outcomes: Counter[str]
+    last_error: str | None
+    last_error_url: str | None
+
+    @property
+    def checks(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def success_rate(self) -> float | None:
+        if not self.checks:
+            return None
+        failed = sum(n for outcome, n in self.outcomes.items() if outcome in FAILURE_OUTCOMES)
+        return (self.checks - failed) / self.checks
+
+
+def competitor_health(
+    session: Session, *, start: datetime, now: datetime, staleness_limit: timedelta
+) -> list[CompetitorHealth]:
+    """Per competitor: listings, failing and stale ones, outcome counts of the period's runs, last error."""
+    cutoff = now - staleness_limit
+    rows = session.execute(
+        select(
+            Competitor.id,
+            Competitor.name,
+            Competitor.base_url,
+            func.count(Listing.id),
+            func.sum(case((Listing.consecutive_failures > 0, 1), else_=0)),
+            func.sum(
+                case(
+                    (
+                        and_(
+                            Listing.last_checked_at.is_not(None),
+                            or_(Listing.last_success_at.is_(None), Listing.last_success_at < cutoff),
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ),
+            func.max(Listing.last_success_at),
+            func.max(Listing.last_checked_at),
+        )
+        .outerjoin(Listing, and_(Listing.competitor_id == Competitor.id, Listing.active.is_(True)))
+        .group_by(Competitor.id, Competitor.name, Competitor.base_url)
+        .order_by(Competitor.name)
+    ).all()
+    outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+    for (counts,) in session.execute(select(ScrapeRun.counts).where(ScrapeRun.started_at >= start)):
+        if isinstance(counts, dict):
+            for name, values in counts.items():
+                outcomes[name].update(_outcomes({name: values}))
+    health = []
+    for competitor_id, name, base_url, listings, failing, stale, last_success, last_checked in rows:
+        error = session.execute(
+            select(Listing.last_error, Listing.url)
+            .where(Listing.competitor_id == competitor_id, Listing.last_error.is_not(None))
+            .order_by(Listing.last_checked_at.desc(), Listing.id.desc())
+            .limit(1)
+        ).first()
+        health.append(
+            CompetitorHealth(
+                name=name,
+                base_url=base_url,
+                listings=listings or 0,
+                failing=failing or 0,
+                stale=stale or 0,
+                # aggregates lose the column type on SQLite: re-read them as UTC-aware times
+                last_success_at=_as_utc(last_success),
+                last_checked_at=_as_utc(last_checked),
+                outcomes=outcomes.get(name, Counter()),
+                last_error=error[0] if error else None,
+                last_error_url=error[1] if error else None,
+            )
+        )
+    return health
+
+
+def _as_utc(value: Any) -> datetime | None:
+    from datetime import UTC
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(slots=True)
+class AppliedChange:
+    applied_at: datetime
+    sku: str
+    name: str
+    currency: str
+    old_price: Decimal
+    new_price: Decimal
+    strategy: str | None
+    reason: str | None
+    applied_by: str
+    feed_state: str
+
+
+def recent_changes(session: Session, *, start: datetime, limit: int = 50) -> list[AppliedChange]:
+    """Prices we applied in the period, newest first."""
+    query = (
+        select(PriceChange, Product.sku, Product.name)
+        .join(Product, Product.id == PriceChange.product_id)
+        .where(PriceChange.applied_at >= start)
+        .order_by(PriceChange.applied_at.desc(), PriceChange.id.desc())
+        .limit(limit)
+    )
+    return [
+        AppliedChange(
+            applied_at=change.applied_at,
+            sku=sku,
+            name=name,
+            currency=change.currency,
+            old_price=change.old_price,
+            new_price=change.new_price,
+            strategy=change.strategy,
+            reason=change.reason,
+            applied_by=change.applied_by,
+            feed_state=change.feed_state,
+        )
+        for change, sku, name in session.execute(query)
+    ]
+
+
+__all__ = [
+    "AppliedChange",
+    "ChartSeries",
+    "CompetitorHealth",
+    "Offer",
+    "PendingSuggestion",
+    "ProductChart",
+    "Summary",
+    "chart_data",
+    "competitor_health",
+    "latest_offers",
+    "pending_suggestions",
+    "pending_totals",
+    "product_ids_for_skus",
+    "recent_changes",
+    "report_summary",
+]
