@@ -241,7 +241,7 @@ def failing_listings(session: Session, competitors: Sequence[str]) -> list[Faili
 
 
 def failing_competitors(session: Session, competitors: Sequence[str]) -> list[FailingCompetitor]:
-    """Competitors with failing listings, and since when none of their listings has worked."""
+    """Competitors whose every checked listing currently fails, and since when none has worked."""
     failing = func.sum(case((Listing.consecutive_failures > 0, 1), else_=0))
     query = (
         select(
@@ -253,7 +253,9 @@ def failing_competitors(session: Session, competitors: Sequence[str]) -> list[Fa
         )
         .join(Listing, and_(Listing.competitor_id == Competitor.id, Listing.active.is_(True)))
         .group_by(Competitor.name)
-        .having(failing > 0)
+        # Every listing checked so far failed its last check: one working listing means the
+        # shop is up and the others are listing problems (the "listing" scope reports those).
+        .having(failing > 0, failing == func.count(Listing.last_checked_at))
         .order_by(Competitor.name)
     )
     if competitors:
