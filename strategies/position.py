@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from monitor.pricing import NoChange, Option, PricingContext, Result, Suggestion
+from monitor.pricing import NoChange, Option, PricingContext, Result, Suggestion, format_price
 
 CENTS = Decimal("0.01")
 
@@ -39,10 +39,10 @@ class Position:
         rank: int = options["rank"]
         if rank > 0:
             index = min(rank, len(prices)) - 1
-            return Suggestion(prices[index], f"rank {index + 1} of {len(prices)}: {prices[index]}")
+            return Suggestion(prices[index], f"rank {index + 1} of {len(prices)}: {format_price(prices[index])}")
         share: Decimal = options["percentile"]
         if not 0 <= share <= 100:
             return NoChange(f"percentile {share} is outside 0-100")
         price = percentile(prices, share).quantize(CENTS, rounding=ROUND_HALF_UP)
         label = "median" if share == 50 else f"percentile {share.normalize():f}"
-        return Suggestion(price, f"{label} of {len(prices)} offer(s): {price}")
+        return Suggestion(price, f"{label} of {len(prices)} offer(s): {format_price(price)}")

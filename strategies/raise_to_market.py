@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from monitor.pricing import NoChange, Option, PricingContext, Result, Suggestion, describe_offers, lowest
+from monitor.pricing import NoChange, Option, PricingContext, Result, Suggestion, describe_offers, format_price, lowest
 
 
 class RaiseToMarket:
@@ -30,4 +30,4 @@ class RaiseToMarket:
         if gap <= options["gap_percent"]:
             return NoChange(f"we are not more than {options['gap_percent']}% below {describe_offers(tied)}")
         price = low - options["below"]
-        return Suggestion(price, f"{gap:.1f}% below lowest {describe_offers(tied)}; raise to {price}")
+        return Suggestion(price, f"{gap:.1f}% below lowest {describe_offers(tied)}; raise to {format_price(price)}")

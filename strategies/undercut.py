@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from monitor.pricing import NoChange, Option, PricingContext, Result, Suggestion, describe_offers, lowest
+from monitor.pricing import NoChange, Option, PricingContext, Result, Suggestion, describe_offers, format_price, lowest
 
 CENTS = Decimal("0.01")
 
@@ -30,7 +30,7 @@ class Undercut:
             step = f"undercut {percent.normalize():f}%"
         else:
             price = low - options["amount"]
-            step = f"undercut {options['amount']}"
+            step = f"undercut {format_price(options['amount'])}"
         if price <= 0:
             return NoChange(f"lowest: {describe_offers(tied)}; {step} leaves nothing")
-        return Suggestion(price, f"lowest: {describe_offers(tied)}; {step} -> {price}")
+        return Suggestion(price, f"lowest: {describe_offers(tied)}; {step} -> {format_price(price)}")

@@ -28,6 +28,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, runtime_checkable
 
+from monitor.money import format_amount
+
 ENTRY_POINT_GROUP = "pricemon.strategies"
 
 
@@ -184,10 +186,15 @@ def lowest(offers: Sequence[Offer]) -> tuple[Decimal, list[Offer]] | None:
     return low, [o for o in offers if o.price == low]
 
 
+def format_price(price: Decimal) -> str:
+    """`Decimal("19.9900")` -> `"19.99"`: how prices appear in reasons."""
+    return format_amount(price) or ""
+
+
 def describe_offers(offers: Sequence[Offer]) -> str:
     """`Acme 19.99` or `Acme, Globex 19.99` for tied offers (names sorted)."""
     names = ", ".join(sorted(o.competitor for o in offers))
-    return f"{names} {offers[0].price}"
+    return f"{names} {format_price(offers[0].price)}"
 
 
 __all__ = [
@@ -202,5 +209,6 @@ __all__ = [
     "Strategy",
     "Suggestion",
     "describe_offers",
+    "format_price",
     "lowest",
 ]

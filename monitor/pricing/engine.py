@@ -1,0 +1,315 @@
+"""The pricing engine: which offers count, which strategy chain a product gets, and running it safely.
+
+Pure computation over plain values: no database session here (see monitor.pricing.workflow for
+the orchestration with the store). Every strategy call runs in a worker thread under the
+configured time limit; a plugin that raises, hangs or returns nonsense is reported with its
+name and the product, and the product keeps its price.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from statistics import median
+from typing import Any, Generic, TypeVar
+
+from monitor.errors import ConfigError
+from monitor.money import format_amount
+from monitor.pricing import HistoryPoint, NoChange, Offer, PricingContext, Product, Strategy, Suggestion
+from monitor.pricing.guardrails import apply_guardrails
+from monitor.pricing.loader import StrategyManager
+from monitor.settings import Assignment, PricingSettings
+
+logger = logging.getLogger(__name__)
+
+CENTS = Decimal("0.01")
+T = TypeVar("T")
+R = TypeVar("R")
+
+# (competitor, url, price, currency, in_stock, observed_at, last_seen_at, suspicious)
+RawOffer = tuple[Any, ...]
+
+
+@dataclass
+class Outcome:
+    """What happened to one product."""
+
+    sku: str
+    product_id: int
+    kind: str  # "suggested" | "unchanged" | "no_change" | "failed"
+    strategy: str | None = None
+    price: Decimal | None = None
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    auto_approve: bool = False
+
+
+@dataclass
+class ResolvedAssignment:
+    assignment: Assignment
+    where: str
+    chain: list[tuple[str, Strategy | None, str | None, dict[str, Any]]]  # name, strategy, load error, options
+
+
+def effective_assignment(pricing: PricingSettings, sku: str, tags: Sequence[str]) -> tuple[str, Assignment]:
+    """The default, overlaid with the first matching tag's keys, then the SKU's keys."""
+    where = "pricing.default"
+    assignment = pricing.default
+    for tag, override in pricing.tags.items():
+        if tag in tags:
+            assignment = assignment.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+            where = f"pricing.tags.{tag}"
+            break
+    override = pricing.skus.get(sku)
+    if override is not None:
+        assignment = assignment.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+        where = f"{where}+pricing.skus.{sku}"
+    return where, assignment
+
+
+def filter_offers(
+    raw: Sequence[RawOffer], product: Product, assignment: Assignment, rates: dict[str, float], now: datetime
+) -> tuple[tuple[Offer, ...], tuple[Offer, ...]]:
+    """(offers that count, all offers) for one product under one assignment.
+
+    A listing whose page did not say whether the item is in stock counts as in stock: only a
+    stated "out of stock" removes it. A page without a currency is taken to be in ours.
+    """
+    used: list[Offer] = []
+    everything: list[Offer] = []
+    include = set(assignment.include)
+    exclude = set(assignment.exclude)
+    for competitor, url, price, currency, in_stock, observed_at, last_seen_at, suspicious in raw:
+        currency = currency or product.currency
+        offer = Offer(competitor, price, currency, in_stock, observed_at, last_seen_at, bool(suspicious), url or "")
+        everything.append(offer)
+        if (include and competitor not in include) or competitor in exclude:
+            continue
+        if assignment.in_stock_only and in_stock is False:
+            continue
+        if assignment.ignore_suspicious and suspicious:
+            continue
+        if assignment.max_age is not None and now - last_seen_at > assignment.max_age:
+            continue
+        if currency != product.currency:
+            rate = rates.get(f"{currency}:{product.currency}")
+            if assignment.other_currencies == "skip" or rate is None:
+                continue
+            converted = (price * Decimal(str(rate))).quantize(CENTS, rounding=ROUND_HALF_UP)
+            offer = Offer(
+                competitor, converted, product.currency, in_stock, observed_at, last_seen_at, bool(suspicious),
+                url or "", original_price=price, original_currency=currency,
+            )
+        used.append(offer)
+    return tuple(used), tuple(everything)
+
+
+def rank_of(price: Decimal, offers: Sequence[Offer]) -> int:
+    """1 + how many competitor offers are strictly cheaper than `price`."""
+    return 1 + sum(1 for o in offers if o.price < price)
+
+
+def market_details(product: Product, offers: Sequence[Offer], all_offers: Sequence[Offer]) -> dict[str, Any]:
+    prices = [o.price for o in offers]
+    return {
+        "competitor_min": format_amount(min(prices)) if prices else None,
+        "competitor_median": format_amount(Decimal(median(prices)).quantize(CENTS)) if prices else None,
+        "competitor_max": format_amount(max(prices)) if prices else None,
+        "rank_before": rank_of(product.price, offers),
+        "offers_total": len(all_offers),
+        "offers_used": [
+            {
+                "competitor": o.competitor,
+                "price": format_amount(o.price),
+                "currency": o.currency,
+                "in_stock": o.in_stock,
+                **({"original": f"{format_amount(o.original_price)} {o.original_currency}"}
+                   if o.original_price is not None else {}),
+            }
+            for o in offers
+        ],
+    }
+
+
+def check_result(result: Any, product: Product) -> str | None:
+    """Why a strategy's return value is unacceptable, or None."""
+    if isinstance(result, NoChange):
+        return None
+    if not isinstance(result, Suggestion):
+        return f"returned {type(result).__name__}, expected Suggestion or NoChange"
+    price = result.price
+    if not isinstance(price, Decimal):
+        return f"returned a price of type {type(price).__name__}, expected Decimal"
+    if not price.is_finite():
+        return f"returned a price that is not a finite number ({price})"
+    if price <= 0:
+        return f"returned a price that is not positive ({price})"
+    if result.currency is not None and result.currency != product.currency:
+        return f"returned a price in {result.currency}, the product is priced in {product.currency}"
+    return None
+
+
+class TimedOut:
+    def __init__(self, label: str, seconds: float) -> None:
+        self.label = label
+        self.seconds = seconds
+
+
+class TimedRunner(Generic[T, R]):
+    """Runs `work(item, mark)` over items in a worker thread; a call that stays on one `mark(label)`
+    longer than `timeout` is abandoned as TimedOut(label) and the rest go on in a fresh thread.
+
+    One thread per batch rather than per call: with 170,000 products a thread per call costs more
+    than the strategies themselves. An abandoned thread cannot be killed; it is a daemon and its
+    late result is ignored.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.poll = min(0.05, max(timeout / 10, 0.001))
+
+    def run(self, items: Sequence[T], work: Callable[[T, Callable[[str], None]], R]) -> list[R | TimedOut]:
+        results: list[Any] = [None] * len(items)
+        begin = 0
+        while begin < len(items):
+            state: dict[str, Any] = {"current": None, "abandoned": False}
+            done = threading.Event()
+
+            def worker(first: int, state: dict[str, Any] = state, done: threading.Event = done) -> None:
+                for index in range(first, len(items)):
+                    if state["abandoned"]:
+                        return
+
+                    def mark(label: str, index: int = index) -> None:
+                        state["current"] = (index, label, time.monotonic())
+
+                    mark("")
+                    value = work(items[index], mark)
+                    if state["abandoned"]:
+                        return
+                    results[index] = value
+                done.set()
+
+            threading.Thread(target=worker, args=(begin,), daemon=True, name="pricemon-strategy").start()
+            begin = len(items)
+            while not done.wait(self.poll):
+                current = state["current"]
+                if current is not None and time.monotonic() - current[2] > self.timeout:
+                    state["abandoned"] = True
+                    results[current[0]] = TimedOut(current[1], self.timeout)
+                    begin = current[0] + 1
+                    break
+        return results
+
+
+class PricingEngine:
+    """Prices products: resolves each product's assignment, filters its offers, runs its chain."""
+
+    def __init__(self, pricing: PricingSettings, manager: StrategyManager) -> None:
+        self.pricing = pricing
+        self.manager = manager
+        self._resolved: dict[str, ResolvedAssignment] = {}
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every configured assignment now, so a typo fails before any product is priced."""
+        self.resolve("pricing.default", self.pricing.default)
+        for tag in self.pricing.tags:
+            self.resolve(*effective_assignment(self.pricing, "\0", [tag]))
+        for sku in self.pricing.skus:
+            self.resolve(*effective_assignment(self.pricing, sku, []))
+
+    def resolve(self, where: str, assignment: Assignment) -> ResolvedAssignment:
+        cached = self._resolved.get(where)
+        if cached is not None:
+            return cached
+        for name in assignment.options:
+            if name not in self.manager.sources:
+                self.manager.load(name)  # raises ConfigError naming what is known
+        chain = []
+        for name in assignment.strategies:
+            source = self.manager.load(name)
+            options = self.manager.resolve_options(name, assignment.options.get(name, {}), where)
+            chain.append((name, source.strategy, source.error, options))
+        resolved = ResolvedAssignment(assignment, where, chain)
+        self._resolved[where] = resolved
+        return resolved
+
+    def assignment_for(self, sku: str, tags: Sequence[str]) -> ResolvedAssignment:
+        return self.resolve(*effective_assignment(self.pricing, sku, tags))
+
+    def price(
+        self,
+        product_id: int,
+        product: Product,
+        raw_offers: Sequence[RawOffer],
+        now: datetime,
+        history: Callable[[datetime | None], Sequence[HistoryPoint]],
+        mark: Callable[[str], None] = lambda _label: None,
+        resolved: ResolvedAssignment | None = None,
+    ) -> Outcome:
+        resolved = resolved or self.assignment_for(product.sku, product.tags)
+        assignment = resolved.assignment
+        offers, all_offers = filter_offers(raw_offers, product, assignment, self.pricing.rates, now)
+        context = PricingContext(product, offers, now, all_offers, history)
+        details = market_details(product, offers, all_offers)
+        declined: list[str] = []
+        for name, strategy, load_error, options in resolved.chain:
+            if strategy is None:
+                return Outcome(product.sku, product_id, "failed", name, error=f"strategy {name} {load_error}")
+            mark(name)
+            try:
+                result = strategy.suggest(context, options)
+            except Exception as exc:  # a plugin's bug must not stop the run
+                return Outcome(product.sku, product_id, "failed", name, error=f"strategy {name} raised "
+                               f"{type(exc).__name__}: {exc}")
+            problem = check_result(result, product)
+            if problem is not None:
+                return Outcome(product.sku, product_id, "failed", name, error=f"strategy {name} {problem}")
+            if isinstance(result, NoChange):
+                declined.append(f"{name}: {result.reason}")
+                continue
+            assert isinstance(result, Suggestion)
+            guarded = apply_guardrails(result.price, product, assignment)
+            reason = "; ".join([result.reason, *guarded.steps])
+            details = {**details, "rank_after": rank_of(guarded.price, offers), "guardrails": list(guarded.checks),
+                       "strategy_price": format_amount(result.price), "assignment": resolved.where}
+            kind = "unchanged" if guarded.price == product.price else "suggested"
+            return Outcome(product.sku, product_id, kind, name, guarded.price, reason, details,
+                           auto_approve=assignment.auto_approve)
+        return Outcome(product.sku, product_id, "no_change", reason="; ".join(declined), details=details)
+
+    def price_many(
+        self,
+        items: Sequence[tuple[int, Product, Sequence[RawOffer], Callable[[datetime | None], Sequence[HistoryPoint]]]],
+        now: datetime,
+    ) -> list[Outcome]:
+        """Price a batch; each strategy call is held to `pricing.timeout`."""
+        runner: TimedRunner[Any, Outcome] = TimedRunner(self.pricing.timeout.total_seconds())
+        resolved = [self.assignment_for(p.sku, p.tags) for _, p, _, _ in items]
+        indexed = list(zip(items, resolved, strict=True))
+
+        def work(item: Any, mark: Callable[[str], None]) -> Outcome:
+            (pid, product, raw, history), res = item
+            return self.price(pid, product, raw, now, history, mark, res)
+
+        outcomes: list[Outcome] = []
+        for (item, _), result in zip(indexed, runner.run(indexed, work), strict=True):
+            if isinstance(result, TimedOut):
+                pid, product = item[0], item[1]
+                outcomes.append(Outcome(product.sku, pid, "failed", result.label,
+                                        error=f"strategy {result.label} timed out after {result.seconds:g}s"))
+            else:
+                outcomes.append(result)
+        return outcomes
+
+
+def check_strategy_name(manager: StrategyManager, name: str) -> None:
+    if name not in manager.sources:
+        raise ConfigError(f"unknown strategy {name!r} (known: {', '.join(manager.names())})")

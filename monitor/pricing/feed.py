@@ -1,0 +1,98 @@
+"""The price feed out: a CSV snapshot written atomically, and a JSON webhook POST with retries.
+
+The webhook secret is read from the environment variable named in `[feed] secret_env` and only
+ever goes into the request header: never into a log line, an error message or the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from monitor.errors import ConfigError
+from monitor.money import format_amount
+from monitor.settings import FeedSettings
+
+logger = logging.getLogger(__name__)
+
+FEED_COLUMNS = ("sku", "price", "currency", "updated_at")
+
+
+def write_csv_feed(path: Path, rows: Iterable[tuple[str, Decimal, str, datetime]]) -> int:
+    """Write `sku,price,currency,updated_at` to `path` through a temp file and os.replace, so a
+    reader sees the old feed or the new one, never half of one. Returns the number of rows."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    count = 0
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(FEED_COLUMNS)
+            for sku, price, currency, updated_at in rows:
+                writer.writerow((sku, format_amount(price), currency, updated_at.isoformat()))
+                count += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def webhook_headers(feed: FeedSettings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = os.environ if environ is None else environ
+    headers = {"Content-Type": "application/json", "User-Agent": "pricemon-feed/0.1"}
+    if feed.secret_env:
+        secret = env.get(feed.secret_env)
+        if not secret:
+            raise ConfigError(f"feed.secret_env: environment variable {feed.secret_env} is not set")
+        headers[feed.secret_header] = secret
+    return headers
+
+
+def post_changes(
+    feed: FeedSettings, changes: Sequence[Mapping[str, Any]], headers: Mapping[str, str],
+    client: httpx.Client | None = None,
+) -> tuple[int, str | None]:
+    """POST `{"changes": [...]}` to the webhook, retrying with doubling backoff.
+
+    Returns (attempts made, last error or None when a 2xx answer was received).
+    """
+    assert feed.webhook_url is not None
+    own = client is None
+    http = client or httpx.Client(timeout=feed.timeout.total_seconds())
+    payload = {"changes": [dict(c) for c in changes]}
+    error: str | None = None
+    attempts = 0
+    delay = feed.backoff.total_seconds()
+    try:
+        for attempt in range(feed.retries + 1):
+            attempts += 1
+            try:
+                response = http.post(feed.webhook_url, json=payload, headers=dict(headers))
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+            else:
+                if response.is_success:
+                    return attempts, None
+                error = f"HTTP {response.status_code} from {feed.webhook_url}"
+            logger.warning("price feed POST failed (attempt %d of %d): %s", attempts, feed.retries + 1, error)
+            if attempt < feed.retries:
+                time.sleep(delay)
+                delay *= 2
+    finally:
+        if own:
+            http.close()
+    return attempts, error

@@ -1,0 +1,271 @@
+"""The suggestions workflow over the store: compute suggestions, apply approved ones, send the feed, backtest.
+
+`compute_suggestions(settings, store)` is what `pricemon suggest` and the daemon call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.money import format_amount
+from monitor.pricing import HistoryPoint, Product
+from monitor.pricing.engine import Outcome, PricingEngine, filter_offers, rank_of
+from monitor.pricing.feed import post_changes, webhook_headers, write_csv_feed
+from monitor.pricing.loader import StrategyManager
+from monitor.settings import Settings
+from monitor.store.database import Store
+from monitor.store.models import utcnow
+from monitor.store.suggestions import (
+    ProductOffers,
+    apply_approved,
+    backtest_rows,
+    latest_offers,
+    mark_feed_result,
+    price_feed_rows,
+    read_history,
+    save_suggestions,
+    unsent_changes,
+)
+
+logger = logging.getLogger(__name__)
+
+AUTO_BY = "pricemon (auto-approve)"
+MAX_ERRORS_SHOWN = 50
+
+
+@dataclass
+class SuggestSummary:
+    products: int = 0
+    suggested: int = 0
+    unchanged: int = 0  # the chain's price equals ours
+    no_change: int = 0  # every strategy in the chain declined
+    failed: int = 0
+    auto_applied: int = 0
+    seconds: float = 0.0
+    errors: list[dict[str, str | None]] = field(default_factory=list)
+    feed: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class FeedSummary:
+    csv_rows: int | None = None
+    csv_path: str | None = None
+    sent: int = 0
+    failed: int = 0
+    error: str | None = None
+
+
+def make_manager(settings: Settings) -> StrategyManager:
+    return StrategyManager(settings.strategies_dir)
+
+
+def product_view(row: ProductOffers) -> Product:
+    return Product(
+        sku=row.sku, name=row.name, price=row.price, currency=row.currency, cost=row.cost,
+        min_price=row.min_price, max_price=row.max_price, map_price=row.map_price, tags=tuple(row.tags or ()),
+    )
+
+
+def history_reader(store: Store, product_id: int) -> Callable[[datetime | None], Sequence[HistoryPoint]]:
+    def read(since: datetime | None) -> Sequence[HistoryPoint]:
+        return tuple(HistoryPoint(*row) for row in read_history(store, product_id, since))
+
+    return read
+
+
+def _suggestion_row(outcome: Outcome, product: Product, now: datetime) -> dict[str, Any]:
+    assert outcome.price is not None and outcome.strategy is not None
+    return {
+        "product_id": outcome.product_id,
+        "created_at": now,
+        "strategy": outcome.strategy,
+        "current_price": product.price,
+        "suggested_price": outcome.price,
+        "currency": product.currency,
+        "reason": outcome.reason,
+        "status": "approved" if outcome.auto_approve else "pending",
+        "auto_approved": outcome.auto_approve,
+        "decided_at": now if outcome.auto_approve else None,
+        "decided_by": AUTO_BY if outcome.auto_approve else None,
+        "details": outcome.details,
+    }
+
+
+def compute_suggestions(
+    settings: Settings,
+    store: Store,
+    *,
+    manager: StrategyManager | None = None,
+    skus: Sequence[str] = (),
+    now: datetime | None = None,
+) -> SuggestSummary:
+    """Price every active product and store the suggestions (pending, or applied when the
+    assignment auto-approves). One streamed query reads the latest offers of all products;
+    suggestions are written per batch of `pricing.batch_size` products."""
+    started = time.monotonic()
+    now = now or utcnow()
+    engine = PricingEngine(settings.pricing, manager or make_manager(settings))
+    summary = SuggestSummary()
+    auto_ids: list[int] = []
+    with store.session() as session:
+        batch: list[tuple[int, Product, Sequence[Any], Callable[[datetime | None], Sequence[HistoryPoint]]]] = []
+
+        def flush() -> None:
+            outcomes = engine.price_many(batch, now)
+            products = {pid: product for pid, product, _, _ in batch}
+            rows, computed = [], []
+            for outcome in outcomes:
+                setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
+                if outcome.kind == "failed":
+                    if len(summary.errors) < MAX_ERRORS_SHOWN:
+                        summary.errors.append(
+                            {"sku": outcome.sku, "strategy": outcome.strategy, "error": outcome.error}
+                        )
+                    logger.warning("pricing %s: %s; the product keeps its price", outcome.sku, outcome.error)
+                    continue
+                computed.append(outcome.product_id)
+                if outcome.kind == "suggested":
+                    rows.append(_suggestion_row(outcome, products[outcome.product_id], now))
+            auto_ids.extend(save_suggestions(session, computed, rows, now=now))
+            batch.clear()
+
+        for row in latest_offers(session, skus=skus):
+            summary.products += 1
+            batch.append((row.id, product_view(row), row.offers, history_reader(store, row.id)))
+            if len(batch) >= settings.pricing.batch_size:
+                flush()
+        if batch:
+            flush()
+        if auto_ids:
+            applied = apply_approved(session, by=AUTO_BY, feed_state=_feed_state(settings), ids=auto_ids, now=now)
+            summary.auto_applied = len(applied)
+    if summary.auto_applied:
+        summary.feed = asdict(send_feed(settings, store))
+    summary.seconds = round(time.monotonic() - started, 3)
+    logger.info(
+        "suggestions: %d products, %d suggested, %d failed", summary.products, summary.suggested, summary.failed,
+        extra={"products": summary.products, "suggested": summary.suggested, "failed": summary.failed},
+    )
+    return summary
+
+
+def _feed_state(settings: Settings) -> str:
+    return "pending" if settings.feed.webhook_url else "none"
+
+
+def apply_suggestions(settings: Settings, store: Store, *, by: str) -> tuple[list[dict[str, Any]], FeedSummary]:
+    """Apply every approved suggestion, then send the feed (including earlier unsent changes)."""
+    if settings.feed.webhook_url:
+        webhook_headers(settings.feed)  # a missing secret fails before any price changes
+    with store.session() as session:
+        applied = apply_approved(session, by=by, feed_state=_feed_state(settings))
+    return applied, send_feed(settings, store)
+
+
+def send_feed(settings: Settings, store: Store) -> FeedSummary:
+    """Write the CSV feed and POST unsent changes to the webhook; failures stay recorded for the next send."""
+    feed = settings.feed
+    summary = FeedSummary()
+    if feed.csv_path is not None:
+        with store.session() as session:
+            summary.csv_rows = write_csv_feed(feed.csv_path, price_feed_rows(session))
+        summary.csv_path = str(feed.csv_path)
+    if feed.webhook_url is None:
+        return summary
+    headers = webhook_headers(feed)
+    while True:
+        with store.session() as session:
+            changes = unsent_changes(session, limit=feed.batch_size)
+        if not changes:
+            break
+        payload = [{**{k: v for k, v in c.items() if k != "id"}, "change_id": c["id"]} for c in changes]
+        attempts, error = post_changes(feed, payload, headers)
+        with store.session() as session:
+            mark_feed_result(session, [c["id"] for c in changes], attempts=attempts, error=error)
+        if error is not None:
+            # Left as "failed" for the next apply or `pricemon feed send`; never dropped.
+            summary.failed += len(changes)
+            summary.error = error
+            break
+        summary.sent += len(changes)
+    return summary
+
+
+def backtest(
+    settings: Settings,
+    store: Store,
+    strategy: str,
+    *,
+    days: int = 30,
+    skus: Sequence[str] = (),
+    now: datetime | None = None,
+    manager: StrategyManager | None = None,
+) -> dict[str, Any]:
+    """Replay stored history: at each competitor change in the last `days`, what `strategy` (with
+    each product's filters and guardrails) would have suggested, and how our rank would have moved
+    if every suggestion had been applied."""
+    now = now or utcnow()
+    since = now - timedelta(days=days)
+    manager = manager or make_manager(settings)
+    pricing = settings.pricing.model_copy(
+        update={
+            "default": settings.pricing.default.model_copy(update={"strategies": (strategy,)}),
+            "tags": {k: v.model_copy(update={"strategies": (strategy,)}) for k, v in settings.pricing.tags.items()},
+            "skus": {k: v.model_copy(update={"strategies": (strategy,)}) for k, v in settings.pricing.skus.items()},
+        }
+    )
+    engine = PricingEngine(pricing, manager)
+    results: list[dict[str, Any]] = []
+    totals = {"products": 0, "events": 0, "suggestions": 0, "failed": 0}
+    with store.session() as session:
+        for row, history in backtest_rows(session, since=since, skus=skus):
+            totals["products"] += 1
+            product = product_view(row)
+            simulated = product.price
+            events = []
+            times = sorted({max(h[5], since) for h in history})
+            for when in times:
+                # The state of each listing at `when`: its newest row observed at or before it.
+                state: dict[str, tuple[Any, ...]] = {}
+                for h in history:
+                    if h[5] <= when:
+                        state[h[0]] = h
+                # Confirmed after `when` means it was current then; not confirmed since stays stale.
+                raw = [(*h[:6], min(h[6], when), h[7]) for h in state.values()]
+                view = Product(**{**asdict(product), "price": simulated})
+                outcome = engine.price(row.id, view, raw, when, lambda _s: ())
+                offers, _ = filter_offers(raw, view, engine.assignment_for(view.sku, view.tags).assignment,
+                                          pricing.rates, when)
+                rank_before = rank_of(simulated, offers)
+                if outcome.kind == "failed":
+                    totals["failed"] += 1
+                if outcome.kind == "suggested" and outcome.price is not None:
+                    simulated = outcome.price
+                    totals["suggestions"] += 1
+                events.append({
+                    "at": when.isoformat(),
+                    "lowest": format_amount(min((o.price for o in offers), default=None)),
+                    "offers": len(offers),
+                    "our_price": format_amount(simulated),
+                    "suggested": format_amount(outcome.price) if outcome.kind == "suggested" else None,
+                    "rank_before": rank_before,
+                    "rank_after": rank_of(simulated, offers),
+                    "reason": outcome.reason or outcome.error,
+                })
+            totals["events"] += len(events)
+            results.append({
+                "sku": product.sku, "start_price": format_amount(product.price),
+                "end_price": format_amount(simulated), "events": events,
+            })
+    return {"strategy": strategy, "days": days, "since": since.isoformat(), **totals, "results": results}
+
+
+__all__ = ["FeedSummary", "SuggestSummary", "apply_suggestions", "backtest", "compute_suggestions", "send_feed"]

@@ -1,0 +1,366 @@
+"""Queries of the pricing workflow: latest offers of every product, suggestions, applied price changes.
+
+The pricing engine receives plain rows from here and hands plain rows back; it never opens a
+session. Statuses of a suggestion: pending -> approved -> applied, or rejected, or superseded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.orm import Session
+
+from monitor.errors import NotFoundError, PricemonError
+from monitor.money import format_amount
+from monitor.store.database import Store
+from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, Suggestion, utcnow
+
+logger = logging.getLogger(__name__)
+
+STATUSES = ("pending", "approved", "rejected", "applied", "superseded")
+
+
+@dataclass
+class ProductOffers:
+    """One active product and the latest stored state of each of its active listings."""
+
+    id: int
+    sku: str
+    name: str
+    currency: str
+    price: Decimal
+    cost: Decimal | None
+    min_price: Decimal | None
+    max_price: Decimal | None
+    map_price: Decimal | None
+    tags: list[str]
+    # (competitor, url, price, currency, in_stock, observed_at, last_seen_at, suspicious)
+    offers: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def latest_offers(session: Session, *, skus: Sequence[str] = (), chunk: int = 5000) -> Iterator[ProductOffers]:
+    """Every active product with its listings' latest states, in ONE streamed query.
+
+    `Listing.latest_history_id` points at the newest history row, so no per-listing subquery
+    or per-product round trip is needed; rows arrive ordered by product and are grouped here.
+    """
+    query = (
+        select(
+            Product.id,
+            Product.sku,
+            Product.name,
+            Product.currency,
+            Product.price,
+            Product.cost,
+            Product.min_price,
+            Product.max_price,
+            Product.map_price,
+            Product.tags,
+            Competitor.name,
+            Listing.url,
+            PriceHistory.price,
+            PriceHistory.currency,
+            PriceHistory.in_stock,
+            PriceHistory.observed_at,
+            PriceHistory.last_seen_at,
+            PriceHistory.suspicious,
+        )
+        .select_from(Product)
+        .outerjoin(Listing, and_(Listing.product_id == Product.id, Listing.active.is_(True)))
+        .outerjoin(Competitor, Competitor.id == Listing.competitor_id)
+        .outerjoin(PriceHistory, PriceHistory.id == Listing.latest_history_id)
+        .where(Product.active.is_(True))
+        .order_by(Product.id)
+    )
+    if skus:
+        query = query.where(Product.sku.in_(skus))
+    current: ProductOffers | None = None
+    for row in session.execute(query.execution_options(yield_per=chunk)):
+        if current is None or current.id != row[0]:
+            if current is not None:
+                yield current
+            current = ProductOffers(*row[:10])
+        if row[10] is not None and row[12] is not None:
+            current.offers.append(tuple(row[10:]))
+    if current is not None:
+        yield current
+
+
+def read_history(store: Store, product_id: int, since: datetime | None) -> list[tuple[Any, ...]]:
+    """One product's competitor history, oldest first, in its own short session (so a strategy
+    running in a worker thread never shares the engine's session).
+
+    Rows: (competitor, price, currency, in_stock, observed_at, last_seen_at, suspicious).
+    """
+    query = (
+        select(
+            Competitor.name,
+            PriceHistory.price,
+            PriceHistory.currency,
+            PriceHistory.in_stock,
+            PriceHistory.observed_at,
+            PriceHistory.last_seen_at,
+            PriceHistory.suspicious,
+        )
+        .join(Listing, Listing.id == PriceHistory.listing_id)
+        .join(Competitor, Competitor.id == Listing.competitor_id)
+        .where(Listing.product_id == product_id)
+        .order_by(PriceHistory.observed_at, PriceHistory.id)
+    )
+    if since is not None:
+        query = query.where(PriceHistory.last_seen_at >= since)
+    with store.session() as session:
+        return [tuple(row) for row in session.execute(query)]
+
+
+def save_suggestions(
+    session: Session, computed_product_ids: Sequence[int], rows: Sequence[dict[str, Any]], *, now: datetime
+) -> list[int]:
+    """Store new suggestions; older pending ones of every product just computed are superseded
+    (the market moved, so they no longer say what the strategy thinks). Returns the new ids of
+    rows with status "approved" (auto-approved)."""
+    for start in range(0, len(computed_product_ids), 500):
+        ids = computed_product_ids[start : start + 500]
+        session.execute(
+            update(Suggestion)
+            .where(Suggestion.status == "pending", Suggestion.product_id.in_(ids))
+            .values(status="superseded", decided_at=now, decided_by="pricemon")
+            .execution_options(synchronize_session=False)
+        )
+    if not rows:
+        return []
+    auto = [r for r in rows if r["status"] == "approved"]
+    manual = [r for r in rows if r["status"] != "approved"]
+    if manual:
+        session.execute(insert(Suggestion), manual)
+    auto_ids: list[int] = []
+    for row in auto:  # few by nature; their ids are needed to apply them
+        auto_ids.append(session.execute(insert(Suggestion).values(**row).returning(Suggestion.id)).scalar_one())
+    return auto_ids
+
+
+def suggestion_rows(
+    session: Session, *, status: str | None = "pending", skus: Sequence[str] = (), limit: int | None = None
+) -> list[dict[str, Any]]:
+    query = (
+        select(Suggestion, Product.sku, Product.name)
+        .join(Product, Product.id == Suggestion.product_id)
+        .order_by(Suggestion.id)
+    )
+    if status is not None:
+        query = query.where(Suggestion.status == status)
+    if skus:
+        query = query.where(Product.sku.in_(skus))
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        {
+            "id": s.id,
+            "sku": sku,
+            "name": name,
+            "strategy": s.strategy,
+            "current_price": format_amount(s.current_price),
+            "suggested_price": format_amount(s.suggested_price),
+            "currency": s.currency,
+            "reason": s.reason,
+            "status": s.status,
+            "auto_approved": s.auto_approved,
+            "created_at": s.created_at.isoformat(),
+            "decided_at": s.decided_at.isoformat() if s.decided_at else None,
+            "decided_by": s.decided_by,
+            "details": s.details,
+        }
+        for s, sku, name in session.execute(query)
+    ]
+
+
+def decide(
+    session: Session,
+    status: str,
+    *,
+    ids: Sequence[int] = (),
+    skus: Sequence[str] = (),
+    everything: bool = False,
+    by: str,
+    now: datetime | None = None,
+) -> int:
+    """Approve or reject pending suggestions chosen by id, by SKU or all; returns how many."""
+    if status not in ("approved", "rejected"):
+        raise ValueError(status)
+    if not (ids or skus or everything):
+        raise PricemonError("say which suggestions: ID..., --sku SKU or --all")
+    when = now or utcnow()
+    pending = select(Suggestion.id).where(Suggestion.status == "pending")
+    chosen: set[int] = set()
+    if ids:
+        found = dict(session.execute(select(Suggestion.id, Suggestion.status).where(Suggestion.id.in_(ids))).all())
+        for sid in ids:
+            if sid not in found:
+                raise NotFoundError(f"no suggestion {sid}")
+            if found[sid] != "pending":
+                raise PricemonError(f"suggestion {sid} is {found[sid]}, not pending")
+        chosen.update(ids)
+    if skus:
+        known = set(session.scalars(select(Product.sku).where(Product.sku.in_(skus))))
+        missing = [s for s in skus if s not in known]
+        if missing:
+            raise NotFoundError(f"no product with SKU {missing[0]!r}")
+        chosen.update(session.scalars(pending.join(Product, Product.id == Suggestion.product_id).where(
+            Product.sku.in_(skus))))
+    if everything:
+        chosen.update(session.scalars(pending))
+    count = 0
+    ordered = sorted(chosen)
+    for start in range(0, len(ordered), 500):
+        result = session.execute(
+            update(Suggestion)
+            .where(Suggestion.id.in_(ordered[start : start + 500]), Suggestion.status == "pending")
+            .values(status=status, decided_at=when, decided_by=by)
+            .execution_options(synchronize_session=False)
+        )
+        count += result.rowcount  # type: ignore[attr-defined]
+    return count
+
+
+def apply_approved(
+    session: Session, *, by: str, feed_state: str, ids: Sequence[int] | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Apply approved suggestions: set the product's price, write a PriceChange audit row each.
+
+    `feed_state` is "pending" when a webhook will deliver the change, else "none".
+    """
+    when = now or utcnow()
+    query = (
+        select(Suggestion, Product)
+        .join(Product, Product.id == Suggestion.product_id)
+        .where(Suggestion.status == "approved")
+        .order_by(Suggestion.id)
+    )
+    if ids is not None:
+        query = query.where(Suggestion.id.in_(ids))
+    applied: list[dict[str, Any]] = []
+    for suggestion, product in session.execute(query).all():
+        old = product.price
+        product.price = suggestion.suggested_price
+        product.updated_at = when
+        suggestion.status = "applied"
+        if suggestion.decided_at is None:
+            suggestion.decided_at, suggestion.decided_by = when, by
+        change = PriceChange(
+            product_id=product.id,
+            suggestion_id=suggestion.id,
+            old_price=old,
+            new_price=suggestion.suggested_price,
+            currency=product.currency,
+            strategy=suggestion.strategy,
+            reason=suggestion.reason,
+            applied_by=by,
+            applied_at=when,
+            feed_state=feed_state,
+        )
+        session.add(change)
+        applied.append(
+            {
+                "sku": product.sku,
+                "old_price": format_amount(old),
+                "new_price": format_amount(suggestion.suggested_price),
+                "currency": product.currency,
+                "strategy": suggestion.strategy,
+                "suggestion_id": suggestion.id,
+            }
+        )
+    session.flush()
+    return applied
+
+
+def unsent_changes(session: Session, *, limit: int) -> list[dict[str, Any]]:
+    """Applied changes the webhook has not confirmed yet, oldest first."""
+    query = (
+        select(PriceChange, Product.sku)
+        .join(Product, Product.id == PriceChange.product_id)
+        .where(PriceChange.feed_state.in_(("pending", "failed")))
+        .order_by(PriceChange.id)
+        .limit(limit)
+    )
+    return [
+        {
+            "id": change.id,
+            "sku": sku,
+            "price": format_amount(change.new_price),
+            "old_price": format_amount(change.old_price),
+            "currency": change.currency,
+            "updated_at": change.applied_at.isoformat(),
+            "strategy": change.strategy,
+            "reason": change.reason,
+            "applied_by": change.applied_by,
+        }
+        for change, sku in session.execute(query)
+    ]
+
+
+def mark_feed_result(
+    session: Session, change_ids: Sequence[int], *, attempts: int, error: str | None, now: datetime | None = None
+) -> None:
+    """Record one delivery of `change_ids`: sent when `error` is None, else failed (kept for a resend)."""
+    values: dict[str, Any] = {"feed_attempts": PriceChange.feed_attempts + attempts, "feed_error": error}
+    if error is None:
+        values.update(feed_state="sent", feed_sent_at=now or utcnow())
+    else:
+        values.update(feed_state="failed")
+    session.execute(
+        update(PriceChange)
+        .where(PriceChange.id.in_(change_ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def feed_state_counts(session: Session) -> dict[str, int]:
+    from sqlalchemy import func
+
+    return dict(session.execute(select(PriceChange.feed_state, func.count()).group_by(PriceChange.feed_state)).all())
+
+
+def price_feed_rows(session: Session) -> Iterator[tuple[str, Decimal, str, datetime]]:
+    """(sku, price, currency, updated_at) of every active product, streamed, by SKU."""
+    query = select(Product.sku, Product.price, Product.currency, Product.updated_at).where(
+        Product.active.is_(True)
+    ).order_by(Product.sku)
+    for row in session.execute(query.execution_options(yield_per=5000)):
+        yield row[0], row[1], row[2], row[3]
+
+
+def backtest_rows(
+    session: Session, *, since: datetime, skus: Sequence[str] = ()
+) -> Iterator[tuple[ProductOffers, list[tuple[Any, ...]]]]:
+    """Each active product with every history row still in force at or after `since`, oldest first.
+
+    Rows: (competitor, url, price, currency, in_stock, observed_at, last_seen_at, suspicious).
+    """
+    products: Iterable[ProductOffers] = latest_offers(session, skus=skus)
+    # Materialised: the history query below is per product, and SQLite cannot interleave two
+    # streamed queries on one connection safely.
+    for product in list(products):
+        rows = session.execute(
+            select(
+                Competitor.name,
+                Listing.url,
+                PriceHistory.price,
+                PriceHistory.currency,
+                PriceHistory.in_stock,
+                PriceHistory.observed_at,
+                PriceHistory.last_seen_at,
+                PriceHistory.suspicious,
+            )
+            .join(Listing, Listing.id == PriceHistory.listing_id)
+            .join(Competitor, Competitor.id == Listing.competitor_id)
+            .where(Listing.product_id == product.id, PriceHistory.last_seen_at >= since)
+            .order_by(PriceHistory.observed_at, PriceHistory.id)
+        )
+        yield product, [tuple(r) for r in rows]
