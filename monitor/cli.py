@@ -370,6 +370,140 @@ def history_command(app: App, sku: str, as_json: bool) -> None:
 
 # --- scraping (issue 3) ---------------------------------------------------------------------
 
+
+@cli.command("scrape")
+@click.option("--competitor", "competitors", multiple=True, help="Only this competitor (repeatable).")
+@click.option("--sku", "skus", multiple=True, help="Only listings of this SKU (repeatable).")
+@click.option("--due-only", is_flag=True, help="Only listings whose next check is due.")
+@json_option
+@pass_app
+def scrape_command(
+    app: App, competitors: tuple[str, ...], skus: tuple[str, ...], due_only: bool, as_json: bool
+) -> None:
+    """Run one sweep now: fetch, read and store the listings' prices, then print a summary."""
+    import time
+
+    from monitor.scrape.sweep import run_sweep
+
+    app.store()  # migrate (SQLite) or refuse (others) before any worker starts
+    err = Console(stderr=True)
+    show_progress = not as_json and err.is_terminal
+    if show_progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("sweep"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} pages/s, {task.fields[errors]} errors"),
+            TimeElapsedColumn(),
+            console=err,
+        ) as bar:
+            task = bar.add_task("sweep", total=None, rate="0", errors=0)
+            began = time.perf_counter()
+
+            def report(done: int, total: int, errors: int) -> None:
+                rate = done / max(time.perf_counter() - began, 1e-6)
+                bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}", errors=errors)
+
+            summary = run_sweep(
+                app.settings, competitors=competitors or None, skus=skus, due_only=due_only, progress=report
+            )
+    else:
+        summary = run_sweep(app.settings, competitors=competitors or None, skus=skus, due_only=due_only)
+    if as_json:
+        print_json(summary.to_json())
+    else:
+        _print_sweep(summary)
+    if summary.status == "failed":
+        raise PricemonError(f"sweep {summary.run_id} failed: {summary.error}")
+
+
+def _print_sweep(summary: Any) -> None:
+    from monitor.store.history import FAILURE_OUTCOMES
+
+    rows = []
+    for name, counts in summary.competitors.items():
+        checked = sum(int(n) for k, n in counts.items() if k != "seconds")
+        failures = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()) if k in FAILURE_OUTCOMES)
+        unchanged = int(counts.get("unchanged", 0)) + int(counts.get("not_modified", 0))
+        rows.append(
+            [name, checked, counts.get("changed", 0), unchanged, counts.get("suspicious", 0), failures,
+             f"{float(counts.get('seconds', 0)):.1f}s"]
+        )
+    rate = summary.checked / summary.seconds if summary.seconds else 0
+    print_table(
+        f"sweep {summary.run_id} {summary.status}: {summary.checked} checked, {summary.changed} changed, "
+        f"{summary.failed} failed in {summary.seconds:.1f}s ({rate:,.0f} pages/s)",
+        ["Competitor", "Checked", "Changed", "Unchanged", "Suspicious", "Failed", "Time"],
+        rows,
+    )
+
+
+@cli.command("extract")
+@click.argument("source")
+@click.option("--selector", help="CSS selector of the price (overrides the competitor's).")
+@click.option("--currency", help="ISO 4217 code used when the page does not say.")
+@click.option("--decimal-separator", type=click.Choice([".", ","]), help="How to read ambiguous price text.")
+@click.option("--competitor", help="Use this competitor's selectors, headers and politeness.")
+@json_option
+@pass_app
+def extract_command(
+    app: App,
+    source: str,
+    selector: str | None,
+    currency: str | None,
+    decimal_separator: str | None,
+    competitor: str | None,
+    as_json: bool,
+) -> None:
+    """Show what pricemon would record for one page: SOURCE is an http(s) URL or a local HTML file."""
+    from monitor.errors import ExtractionError
+    from monitor.money import format_amount
+    from monitor.scrape.extract import validate_selector
+    from monitor.scrape.probe import probe_source
+
+    if selector is not None and (problem := validate_selector(selector)):
+        raise click.BadParameter(problem, param_hint="--selector")
+    result = probe_source(
+        app.settings,
+        source,
+        selector=selector,
+        currency=currency,
+        decimal_separator=decimal_separator,
+        competitor=competitor,
+    )
+    candidates = [
+        {"price": format_amount(c.price), "currency": c.currency, "method": c.method, "source": c.source}
+        for c in result.candidates
+    ]
+    if result.status != "ok":
+        if as_json:
+            print_json({"price": None, "currency": None, "in_stock": result.in_stock, "method": None,
+                        "status": result.status, "message": result.message, "candidates": candidates})
+        raise ExtractionError(f"{source}: {result.status}: {result.message}")
+    data = {
+        "price": format_amount(result.price),
+        "currency": result.currency,
+        "in_stock": result.in_stock,
+        "method": result.method,
+        "gtin": result.gtin,
+        "sku": result.sku,
+        "message": result.message,
+        "candidates": candidates,
+    }
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"price     {data['price']} {data['currency'] or ''}".rstrip())
+    click.echo(f"in stock  {_stock(result.in_stock)}")
+    click.echo(f"method    {result.method} ({result.message})")
+    if result.gtin or result.sku:
+        click.echo(f"gtin/sku  {result.gtin or '-'} / {result.sku or '-'}")
+    print_table("candidates", ["Price", "Cur", "Method", "Source"],
+                ([c["price"], c["currency"], c["method"], c["source"]] for c in candidates))
+
+
 # --- daemon and status (issue 4) ------------------------------------------------------------
 
 # --- strategies, suggestions, feed (issue 5) ------------------------------------------------
