@@ -815,6 +815,21 @@ def _write_atomically(path: Path, write: Callable[[Any], Any]) -> None:
         raise
 
 
+@cli.command("demo")
+@click.option(
+    "--out",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="pricemon-demo",
+    show_default=True,
+    help="Folder for the demo's database, config, CSVs and report.html.",
+)
+def demo_command(folder: Path) -> None:
+    """Run a whole cycle on bundled demo shops (127.0.0.1 only): import, two sweeps, suggestions, report."""
+    from monitor.demo.scenario import run_demo
+
+    run_demo(folder, echo=click.echo)
+
 
 # --- alerts (issue 8) -----------------------------------------------------------------------
 

@@ -68,12 +68,13 @@ class SuggestionRow:
 
 @dataclass(slots=True)
 class Chart:
-    """One product's chart, aligned for plotting: `x` in Unix seconds, one value list per series."""
+    """One product's chart, aligned for plotting: `x` in Unix seconds (millisecond precision, as
+    two sweeps can be a second apart), one value list per series."""
 
     sku: str
     name: str
     currency: str
-    x: list[int]
+    x: list[float]
     series: list[dict[str, Any]]
 
 
@@ -102,8 +103,8 @@ _DETAIL_KEYS = {
     "low": ("min", "competitor_min", "market_min", "lowest"),
     "median": ("median", "competitor_median", "market_median"),
     "high": ("max", "competitor_max", "market_max", "highest"),
-    "rank": ("rank", "our_rank"),
-    "offers": ("offers", "offers_used", "offer_count"),
+    "rank": ("rank_before", "rank", "our_rank"),
+    "offers": ("offers_used", "offers", "offer_count", "offers_total"),
 }
 
 
@@ -182,12 +183,12 @@ def suggestion_rows(session: Session, *, limit: int | None) -> Iterator[Suggesti
 
 def align_chart(chart: ProductChart) -> Chart:
     """Put every series on one shared time axis; a series holds its last value until its next point."""
-    xs = sorted({int(t.timestamp()) for s in chart.series for t, _ in s.points})
+    xs = sorted({round(t.timestamp(), 3) for s in chart.series for t, _ in s.points})
     aligned = []
     for series in chart.series:
-        by_time: dict[int, Decimal | None] = {}
+        by_time: dict[float, Decimal | None] = {}
         for t, value in series.points:
-            by_time[int(t.timestamp())] = value
+            by_time[round(t.timestamp(), 3)] = value
         last_x = max(by_time) if by_time else None
         values: list[float | None] = []
         current: Decimal | None = None

@@ -259,7 +259,12 @@ def chart_data(session: Session, product_ids: Sequence[int], *, start: datetime,
         ours = ChartSeries("Our price", "ours")
         product_changes = changes.get(product_id, [])
         opening = product_changes[0][1] if product_changes else product.price
-        ours.points.append((start, opening))
+        # The time axis starts where this product's data does, so a young history is not a
+        # sliver at the right edge of a 30-day axis.
+        firsts = [rows[0].observed_at for (pid, _), rows in history.items() if pid == product_id]
+        firsts += [applied_at for applied_at, _, _ in product_changes[:1]]
+        begin = max(start, min(firsts)) if firsts else start
+        ours.points.append((begin, opening))
         for applied_at, _old, new in product_changes:
             ours.points.append((applied_at, new))
         ours.points.append((now, product.price))

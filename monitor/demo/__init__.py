@@ -1,0 +1,1 @@
+"""`pricemon demo`: bundled competitor shops (`shops`) and the scripted tour through the CLI (`scenario`)."""
