@@ -87,7 +87,7 @@ def competitor_status(
     """
     moment = now or utcnow()
     horizon = moment - staleness_limit
-    ids = dict(session.execute(select(Competitor.name, Competitor.id)).tuples().all())
+    ids: dict[str, int] = {name: id_ for name, id_ in session.execute(select(Competitor.name, Competitor.id))}
     result: list[CompetitorStatus] = []
     for config in competitors:
         status = CompetitorStatus(name=config.name, enabled=config.enabled, schedule=_schedule(config))
