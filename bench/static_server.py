@@ -25,7 +25,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +228,7 @@ def _tail(path: Path, limit: int = 2000) -> str:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     # HTTP/1.1 so clients keep connections alive, as they do with nginx.
     protocol_version = "HTTP/1.1"
-    extensions_map: ClassVar[dict[str, str]] = {
+    extensions_map = {  # noqa: RUF012 - the stdlib reads this class attribute
         **http.server.SimpleHTTPRequestHandler.extensions_map,
         ".html": "text/html; charset=utf-8",
     }
