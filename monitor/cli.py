@@ -912,6 +912,7 @@ def report_command(
             return
         if out is None:
             writers[fmt](report, sys.stdout)
+            sys.stdout.flush()
             return
         _write_atomically(out, lambda handle: writers[fmt](report, handle))
     click.echo(f"report written to {out} ({fmt}, {report.summary.pending} pending suggestions)", err=as_json)
@@ -952,6 +953,75 @@ def demo_command(folder: Path) -> None:
 
 
 # --- alerts (issue 8) -----------------------------------------------------------------------
+
+
+@cli.group("alerts", invoke_without_command=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="Newest alerts shown.")
+@click.option("--rule", default=None, help="Only alerts of this rule.")
+@json_option
+@click.pass_context
+def alerts_group(ctx: click.Context, limit: int, rule: str | None, as_json: bool) -> None:
+    """List recent alerts and their delivery per channel; `alerts test RULE` sends a sample."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from monitor.store.alerts import recent_alerts
+
+    app = ctx.find_object(App)
+    assert app is not None
+    with app.store().session() as session:
+        rows = recent_alerts(session, limit=limit, rule=rule)
+    if as_json:
+        print_json(rows)
+        return
+
+    def deliveries(row: dict[str, Any]) -> str:
+        parts = []
+        for d in row["deliveries"]:
+            state = d["status"] if d["status"] != "failed" else f"failed x{d['attempts']}: {d['last_error']}"
+            parts.append(f"{d['channel']}: {state}")
+        return "; ".join(parts)
+
+    print_table(
+        f"{len(rows)} alert(s)",
+        ["Raised", "Rule", "Condition", "Message", "Delivery"],
+        ([r["created_at"], r["rule"], r["condition"], r["message"], deliveries(r)] for r in rows),
+    )
+
+
+@alerts_group.command("test")
+@click.argument("rule")
+@json_option
+@pass_app
+def alerts_test(app: App, rule: str, as_json: bool) -> None:
+    """Send a sample alert through every channel of RULE (nothing is stored); exit 1 if one fails."""
+    from monitor.alerts import send_test
+
+    results = send_test(app.settings, rule)
+    if as_json:
+        channels = [{"channel": c, "sent": e is None, "error": e} for c, e in results.items()]
+        print_json({"rule": rule, "channels": channels})
+    else:
+        for channel, error in results.items():
+            click.echo(f"{rule} -> {channel}: " + ("sent" if error is None else f"FAILED: {error}"))
+    if any(error is not None for error in results.values()):
+        raise click.exceptions.Exit(1)
+
+
+@alerts_group.command("deliver")
+@json_option
+@pass_app
+def alerts_deliver(app: App, as_json: bool) -> None:
+    """Send the alerts that are due now (those whose channel failed are retried with backoff)."""
+    from monitor.alerts import deliver_pending
+
+    counts = deliver_pending(app.settings, app.store())
+    data = {"sent": counts["sent"], "failed": counts["failed"], "waiting": counts["waiting"]}
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(
+            f"alerts: {data['sent']} sent, {data['failed']} failed (kept for a retry), {data['waiting']} waiting"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
