@@ -215,7 +215,8 @@ class ProductChart:
 def product_ids_for_skus(session: Session, skus: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in _chunks(list(skus)):
-        found.update(session.execute(select(Product.sku, Product.id).where(Product.sku.in_(chunk))).tuples())
+        query = select(Product.sku, Product.id).where(Product.sku.in_(chunk))
+        found.update((sku, product_id) for sku, product_id in session.execute(query))
     return found
 
 

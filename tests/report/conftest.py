@@ -27,7 +27,7 @@ HOSTILE_ERROR = "</script><script>alert('error')</script>"
 
 def seed_market(url: str, *, extra_products: int = 0) -> None:
     """Three products at three competitors, with a history, two runs, suggestions and a change."""
-    store = open_store(url)
+    store = open_store(url, migrate=True)
     try:
         with store.session() as session:
             products = [
