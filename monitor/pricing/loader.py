@@ -130,9 +130,12 @@ class StrategyManager:
         """
         source = self.sources.get(name)
         if source is None:
+            broken = "; ".join(f"plugin file {p} failed to import ({e})" for p, e in self.broken_files.items())
+            if broken:
+                # It may live in the file that failed: report it per product instead of stopping the run.
+                return StrategySource(name, "(unavailable)", error=f"is unavailable: {broken}", loaded=True)
             known = ", ".join(self.names()) or "none"
-            broken = "".join(f"; plugin file {p} failed to import ({e})" for p, e in self.broken_files.items())
-            raise ConfigError(f"unknown strategy {name!r} (known: {known}){broken}")
+            raise ConfigError(f"unknown strategy {name!r} (known: {known})")
         if not source.loaded:
             source.loaded = True
             assert source.entry_point is not None

@@ -46,11 +46,12 @@ class Market:
     def observe(
         self,
         prices: dict[tuple[str, str], tuple[str, str, bool | None] | str],
-        at: datetime = NOW,
+        at: datetime | None = None,
         *,
         suspicious_change: float = 10.0,
     ) -> None:
-        """Record one check per (sku, competitor): "19.99" or ("19.99", "EUR", in_stock)."""
+        """Record one check per (sku, competitor): "19.99" or ("19.99", "EUR", in_stock); default now."""
+        at = at or datetime.now(UTC)
         with self.store.session() as session:
             ids = {
                 (sku, comp): lid

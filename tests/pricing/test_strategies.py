@@ -22,8 +22,9 @@ FRESH = NOW - timedelta(minutes=5)
 def offer(competitor: str, price: str, *, currency: str = "EUR", in_stock: bool | None = True,
           age: timedelta = timedelta(minutes=5), suspicious: bool = False) -> tuple[Any, ...]:
     seen = NOW - age
-    return (competitor, f"http://127.0.0.1:9/{competitor}", Decimal(price), currency, in_stock, seen - timedelta(hours=1),
-            seen, suspicious)
+    first_seen = seen - timedelta(hours=1)
+    return (competitor, f"http://127.0.0.1:9/{competitor}", Decimal(price), currency, in_stock, first_seen, seen,
+            suspicious)
 
 
 def price(offers: list[tuple[Any, ...]], *, our: str = "50.00", cost: str | None = None, pricing: dict | None = None,

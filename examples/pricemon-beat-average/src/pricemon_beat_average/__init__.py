@@ -27,5 +27,5 @@ class BeatAverage:
         price = (average * (1 - options["percent"] / 100)).quantize(CENTS, rounding=ROUND_HALF_UP)
         return Suggestion(
             price, f"average of {len(prices)}: {format_price(average.quantize(CENTS))}; "
-            f"{format_price(options['percent'])}% below -> {format_price(price)}"
+            f"{options['percent'].normalize():f}% below -> {format_price(price)}"
         )
