@@ -73,13 +73,21 @@ def _load_sweep() -> SweepFunction:
     return run_sweep
 
 
+#: where `compute_suggestions(settings, store)` may live, first found wins
+SUGGESTION_MODULES = ("monitor.pricing.workflow", "monitor.pricing.suggest")
+
+
 def _load_suggestions() -> Callable[..., Any] | None:
-    try:
-        # Looked up by name: the pricing package is another component and may not be installed.
-        suggest = importlib.import_module("monitor.pricing.suggest")
-    except ImportError:
-        return None
-    return getattr(suggest, "compute_suggestions", None)
+    for name in SUGGESTION_MODULES:
+        try:
+            # Looked up by name: pricing is another component and may be absent from a deployment.
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        compute = getattr(module, "compute_suggestions", None)
+        if compute is not None:
+            return compute
+    return None
 
 
 class Daemon:
@@ -278,7 +286,7 @@ class Daemon:
         if self._suggest is None:
             self._suggest = _load_suggestions()
             if self._suggest is None:
-                logger.info("suggestions: off (monitor.pricing.suggest.compute_suggestions is not available)")
+                logger.info("suggestions: off (no compute_suggestions in %s)", " or ".join(SUGGESTION_MODULES))
                 return
         every = settings.scheduler.suggest_every.total_seconds()
         trigger = IntervalTrigger(seconds=every, timezone="UTC")

@@ -98,7 +98,11 @@ def test_daemon_records_observations_and_changes_then_stops_cleanly(
     db = tmp_path / "pricemon.db"
     port = free_port()
     config = write_config(
-        config_text(db, competitor_block("alpha", shop), scheduler=f"metrics_port = {port}\nstaleness_limit = '1h'")
+        config_text(
+            db,
+            competitor_block("alpha", shop),
+            scheduler=f"metrics_port = {port}\nstaleness_limit = '1h'\nsuggest_every = '1s'",
+        )
     )
     seed(pricemon_cli, config, tmp_path, shop, {"alpha": ["K1", "K2", "K3", "GONE"]})
     del shop.prices["GONE"]  # answers 404: a failing listing for `pricemon status`
@@ -109,6 +113,17 @@ def test_daemon_records_observations_and_changes_then_stops_cleanly(
 
     shop.prices["K1"] = "9.49"
     wait_for(lambda: latest_price(db, "K1") == 9.49, "the price change of K1 to be recorded", daemon=daemon)
+
+    # After sweeps, the suggestions job prices our product against the new lowest offer.
+    wait_for(
+        lambda: query(
+            db,
+            "SELECT s.suggested_price FROM suggestions s JOIN products p ON p.id = s.product_id "
+            "WHERE p.sku = 'K1' AND s.suggested_price < 10",
+        ),
+        "a suggestion for K1 after its competitor's price fell",
+        daemon=daemon,
+    )
 
     status = pricemon_cli(config)("status", "--json")
     report = status.json()
