@@ -122,26 +122,41 @@ def read_history(store: Store, product_id: int, since: datetime | None) -> list[
 def save_suggestions(
     session: Session, computed_product_ids: Sequence[int], rows: Sequence[dict[str, Any]], *, now: datetime
 ) -> list[int]:
-    """Store new suggestions; older pending ones of every product just computed are superseded
-    (the market moved, so they no longer say what the strategy thinks). Returns the new ids of
-    rows with status "approved" (auto-approved)."""
+    """Store new suggestions for the products just computed; returns the ids of auto-approved ones.
+
+    A pending suggestion that says the same as the new one stays as it is (its id and age mean
+    something to the reviewer); any other pending one of a computed product is superseded: the
+    market moved, or the price is now right.
+    """
+    existing: dict[int, tuple[Decimal, str]] = {}
     for start in range(0, len(computed_product_ids), 500):
         ids = computed_product_ids[start : start + 500]
+        for pid, price, strategy in session.execute(
+            select(Suggestion.product_id, Suggestion.suggested_price, Suggestion.strategy).where(
+                Suggestion.status == "pending", Suggestion.product_id.in_(ids)
+            )
+        ):
+            existing[pid] = (price, strategy)
+    keep = {
+        r["product_id"]
+        for r in rows
+        if r["status"] == "pending" and existing.get(r["product_id"]) == (r["suggested_price"], r["strategy"])
+    }
+    stale = [pid for pid in existing if pid not in keep]
+    for start in range(0, len(stale), 500):
         session.execute(
             update(Suggestion)
-            .where(Suggestion.status == "pending", Suggestion.product_id.in_(ids))
+            .where(Suggestion.status == "pending", Suggestion.product_id.in_(stale[start : start + 500]))
             .values(status="superseded", decided_at=now, decided_by="pricemon")
             .execution_options(synchronize_session=False)
         )
-    if not rows:
-        return []
-    auto = [r for r in rows if r["status"] == "approved"]
-    manual = [r for r in rows if r["status"] != "approved"]
+    manual = [r for r in rows if r["status"] != "approved" and r["product_id"] not in keep]
     if manual:
         session.execute(insert(Suggestion), manual)
     auto_ids: list[int] = []
-    for row in auto:  # few by nature; their ids are needed to apply them
-        auto_ids.append(session.execute(insert(Suggestion).values(**row).returning(Suggestion.id)).scalar_one())
+    for row in rows:  # auto-approved ones are few by nature, and their ids are needed to apply them
+        if row["status"] == "approved":
+            auto_ids.append(session.execute(insert(Suggestion).values(**row).returning(Suggestion.id)).scalar_one())
     return auto_ids
 
 
