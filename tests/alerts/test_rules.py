@@ -3,6 +3,8 @@ and held back by the quiet period."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -230,3 +232,49 @@ def test_disabled_rules_and_unknown_runs(shop: Shop) -> None:
     assert evaluate_run(settings, shop.store, run, now=NOW) == []
     with pytest.raises(NotFoundError, match="scrape run 999"):
         evaluate_run(settings_with({"name": "x", "condition": "undercut"}), shop.store, 999)
+
+
+CHILD = """
+import sys
+from monitor.alerts import evaluate_run
+from monitor.settings import load_settings
+from monitor.store.database import open_store
+
+settings = load_settings(sys.argv[1], database_url=sys.argv[2], environ={})
+store = open_store(sys.argv[2])
+print(len(evaluate_run(settings, store, int(sys.argv[3]))))
+store.dispose()
+"""
+
+
+def test_dedup_holds_across_separate_processes(sqlite_url: str, write_config, tmp_path) -> None:
+    config = write_config(
+        """
+[[alerting.channels]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+
+[[alerts]]
+name = "cheaper"
+condition = "undercut"
+channels = ["hook"]
+"""
+    )
+    shop = build_shop(sqlite_url)
+    run = shop.sweep(shop.seen("A", "acme", "90.00", T0), shop.seen("B", "bolt", "91.00", T0))
+    shop.store.dispose()
+
+    def evaluate_in_a_new_process() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, str(config), sqlite_url, str(run)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert evaluate_in_a_new_process() == "2"
+    assert evaluate_in_a_new_process() == "0"
