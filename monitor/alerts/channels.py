@@ -53,7 +53,10 @@ class SecretFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self._secrets:
-            message = record.getMessage()
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):
+                return True  # a malformed record: logging reports it itself; never break logging here
             scrubbed = self.scrub(message)
             if scrubbed != message:
                 record.msg, record.args = scrubbed, None
