@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -219,6 +220,9 @@ class Daemon:
                 grace,
                 ", ".join(unfinished),
             )
+            # A big sweep shards into worker processes; stop ours, their open batch rolls back.
+            for child in multiprocessing.active_children():
+                child.terminate()
             for handler in logging.getLogger().handlers:
                 handler.flush()
             # Worker threads of a stuck sweep are not daemon threads; the interpreter would wait

@@ -105,9 +105,13 @@ respect_robots_txt = false
 """
 
 
-def config_text(db: Path, *competitors: str, scheduler: str = "", scrape: str = "") -> str:
+def config_text(
+    db: Path | str, *competitors: str, scheduler: str = "", scrape: str = "", grace_period: str = "20s"
+) -> str:
+    """A daemon config; `db` is an SQLite file or a database URL."""
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
     return f"""
-database_url = "sqlite:///{db}"
+database_url = "{url}"
 
 [scrape]
 retries = 0
@@ -116,7 +120,7 @@ workers = 1
 {scrape}
 
 [scheduler]
-grace_period = "20s"
+grace_period = "{grace_period}"
 database_retry_max = "1s"
 {scheduler}
 """ + "".join(competitors)
@@ -206,3 +210,43 @@ def query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return connection.execute(sql, params).fetchall()
     finally:
         connection.close()
+
+
+@pytest.fixture
+def outage_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of its own, which the test may close to connections (an outage)."""
+    base = os.environ.get("PRICEMON_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("PRICEMON_TEST_POSTGRES_URL is not set")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"pricemon_outage_{os.getpid()}_{time.monotonic_ns() % 10**8}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def set_database_open(url: str, open_: bool) -> None:
+    """Close a PostgreSQL database to new connections and drop the existing ones, or reopen it:
+    to pricemon this is the server going away and coming back."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(open_).lower()}'))
+            if not open_:
+                connection.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                    {"name": name},
+                )
+    finally:
+        admin.dispose()

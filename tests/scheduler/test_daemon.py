@@ -18,6 +18,7 @@ from tests.scheduler.conftest import (
     config_text,
     free_port,
     query,
+    set_database_open,
     wait_for,
 )
 
@@ -204,7 +205,7 @@ def test_daemon_survives_a_locked_database_and_catches_up(
     try:
         lock.execute("BEGIN EXCLUSIVE")
         shop.prices["K2"] = "7.77"
-        time.sleep(4)  # the daemon's sweeps now wait for the lock (or fail and retry)
+        time.sleep(3)  # the daemon's sweeps now wait for the lock (or fail and retry)
         assert daemon.alive(), daemon.log
         assert latest_price(db, "K2") == 10.0  # nothing could be written while the lock was held
     finally:
@@ -214,6 +215,45 @@ def test_daemon_survives_a_locked_database_and_catches_up(
     wait_for(lambda: latest_price(db, "K2") == 7.77, "the daemon to catch up after the lock", daemon=daemon)
     assert daemon.stop() == 0
     assert_history_consistent(db)
+
+
+def test_daemon_survives_a_postgresql_outage_and_catches_up(
+    tmp_path, shop, write_config, pricemon_cli, start_daemon, outage_postgres_url
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    url = outage_postgres_url
+    config = write_config(config_text(url, competitor_block("alpha", shop)))
+    pricemon_cli(config)("db", "upgrade")
+    seed(pricemon_cli, config, tmp_path, shop, {"alpha": ["K1", "K2"]})
+    price_sql = text(
+        "SELECT h.price FROM listings l JOIN products p ON p.id = l.product_id "
+        "JOIN price_history h ON h.id = l.latest_history_id WHERE p.sku = :sku"
+    )
+
+    def price_of(sku: str) -> object:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                return connection.execute(price_sql, {"sku": sku}).scalar()
+        finally:
+            engine.dispose()
+
+    daemon = start_daemon(config)
+    wait_for(lambda: price_of("K2") is not None, "the first observations", daemon=daemon)
+
+    set_database_open(url, False)
+    try:
+        shop.prices["K2"] = "7.77"
+        wait_for(lambda: "database unavailable" in daemon.log, "the daemon to notice the outage", daemon=daemon)
+        time.sleep(1.5)  # a few retries with backoff while the database stays away
+        assert daemon.alive(), daemon.log
+    finally:
+        set_database_open(url, True)
+
+    wait_for(lambda: str(price_of("K2")) == "7.7700", "the daemon to catch up after the outage", daemon=daemon)
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log
 
 
 def test_sighup_adds_a_competitor_and_an_invalid_config_keeps_the_old_one(
@@ -244,6 +284,29 @@ def test_sighup_adds_a_competitor_and_an_invalid_config_keeps_the_old_one(
     shop.prices["K2"] = "11.00"
     wait_for(lambda: latest_price(db, "K2", "beta") == 11.0, "beta to be swept on the old config", daemon=daemon)
     assert daemon.stop() == 0
+    assert_history_consistent(db)
+
+
+def test_sigterm_gives_up_after_the_grace_period_and_still_exits_0(
+    tmp_path, shop, write_config, pricemon_cli, start_daemon
+) -> None:
+    db = tmp_path / "pricemon.db"
+    config = write_config(config_text(db, competitor_block("alpha", shop), grace_period="1s"))
+    seed(pricemon_cli, config, tmp_path, shop, {"alpha": ["K1", "K2"]})
+    daemon = start_daemon(config)
+    wait_for(lambda: observed(db) == 2, "the first sweep", daemon=daemon)
+
+    lock = sqlite3.connect(db, isolation_level=None, timeout=30)
+    try:
+        # The next sweep cannot write while the lock is held, so it is still in flight when
+        # SIGTERM arrives and stays stuck beyond the grace period.
+        lock.execute("BEGIN EXCLUSIVE")
+        time.sleep(2.5)
+        assert daemon.stop(timeout=25) == 0
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert "grace period of 1s over; abandoning sweeps still running: alpha" in daemon.log
     assert_history_consistent(db)
 
 
