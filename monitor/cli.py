@@ -537,9 +537,10 @@ def run_command(ctx: click.Context, log_format: str) -> None:
     if level.lower() != "debug":
         # APScheduler announces every job start and end, and every run skipped because the
         # previous sweep of that competitor is still going (by design): noise at a 1s schedule.
-        # Alembic announces its context each time a sweep opens the store.
+        # Alembic announces its context each time a sweep opens the store, httpx every request.
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
     def reload_settings() -> Settings:
         return load_settings(app.config_path, database_url=app.database_url, strategies_dir=app.strategies_dir)
