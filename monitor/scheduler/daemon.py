@@ -125,7 +125,7 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code (0 after a graceful stop)."""
-        self._start()
+        self.start()
         previous = {
             signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
@@ -142,7 +142,8 @@ class Daemon:
                 signal.signal(signum, handler)
         return self.shutdown()
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Open the store and start the jobs; `run` does this and then waits for signals."""
         if self._sweep is None:
             self._sweep = _load_sweep()
         # Same rule as every command: SQLite is migrated in place, other databases must have been
@@ -234,6 +235,16 @@ class Daemon:
             self._store.dispose()
         logger.info("stopped cleanly")
         return 0
+
+    def scheduled(self) -> dict[str, str]:
+        """The sweep jobs now scheduled: {competitor: its trigger, as APScheduler describes it}."""
+        if self._scheduler is None:
+            return {}
+        return {
+            job.id.removeprefix("sweep:"): str(job.trigger)
+            for job in self._scheduler.get_jobs()
+            if job.id.startswith("sweep:")
+        }
 
     # --- configuration --------------------------------------------------------------------
 
@@ -403,7 +414,10 @@ class Daemon:
         try:
             with self._store.session() as session:
                 rows = competitor_status(
-                    session, self.settings.competitors, staleness_limit=self.settings.scheduler.staleness_limit
+                    session,
+                    self.settings.competitors,
+                    staleness_limit=self.settings.scheduler.staleness_limit,
+                    with_last_sweep=False,
                 )
         except DATABASE_OUTAGES as exc:
             logger.debug("metrics: freshness not updated: %s", _one_line(exc))

@@ -78,12 +78,14 @@ def competitor_status(
     *,
     staleness_limit: timedelta,
     now: datetime | None = None,
+    with_last_sweep: bool = True,
 ) -> list[CompetitorStatus]:
     """Freshness of every configured competitor's active listings.
 
     A listing is *failing* when its last check failed, *fresh* when it had a successful check
     within `staleness_limit`, and *stale* otherwise. An enabled competitor is unhealthy when
-    none of its listings had a successful check within `staleness_limit`.
+    none of its listings had a successful check within `staleness_limit`. `with_last_sweep=False`
+    skips the search of the runs table (the daemon's metrics refresh after every sweep do not need it).
     """
     moment = now or utcnow()
     horizon = moment - staleness_limit
@@ -92,7 +94,7 @@ def competitor_status(
     for config in competitors:
         status = CompetitorStatus(name=config.name, enabled=config.enabled, schedule=_schedule(config))
         result.append(status)
-        run = latest_run(session, config.name)
+        run = latest_run(session, config.name) if with_last_sweep else None
         if run is not None:
             counts = (run.counts or {}).get(config.name, {})
             status.last_sweep = {
