@@ -11,6 +11,7 @@ import importlib
 import logging
 import multiprocessing
 import os
+import random
 import signal
 import threading
 import time
@@ -125,18 +126,22 @@ class Daemon:
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code (0 after a graceful stop)."""
-        self.start()
+        # Handlers first: a SIGTERM while the store is being opened is a graceful stop too.
         previous = {
             signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
         try:
+            self.start()
             while self._stop_signal is None:
                 # A timeout keeps the main thread responsive even where a wait is not woken by signals.
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
                 if self._reload_requested:
                     self._reload_requested = False
-                    self.reload()
+                    try:
+                        self.reload()
+                    except Exception:  # a bug in a reload must not take the running schedule down
+                        logger.exception("config reload failed; still running the previous config")
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -287,8 +292,9 @@ class Daemon:
                     args=[name],
                     id=job_id,
                     name=f"sweep {name}",
-                    # The first sweep starts at once: listings due while the daemon was down wait no longer.
-                    next_run_time=utcnow(),
+                    # The first sweep starts at once (listings due while the daemon was down wait no
+                    # longer), spread by the jitter so that many competitors do not all start together.
+                    next_run_time=utcnow() + timedelta(seconds=random.uniform(0, competitor.jitter.total_seconds())),
                 )
                 logger.info("competitor %s: scheduled %s", name, _describe(competitor))
             elif self._schedules[name] != key:
