@@ -929,6 +929,10 @@ def _write_atomically(path: Path, write: Callable[[Any], Any]) -> None:
         raise PricemonError(f"cannot write {path}: folder {folder} does not exist")
     fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
     try:
+        # mkstemp makes the file private (0600); a report is an ordinary file for the user's umask
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             write(handle)
         os.replace(temporary, path)

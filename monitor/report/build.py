@@ -169,16 +169,15 @@ def suggestion_rows(session: Session, *, limit: int | None) -> Iterator[Suggesti
     """Pending suggestions by impact with their market snapshot, looked up a chunk at a time."""
     stream = pending_suggestions(session, limit=limit)
     while True:
-        chunk = [s for _, s in zip(range(CHUNK), stream, strict=False)]
+        chunk = [(s, market_from_details(s.details)) for _, s in zip(range(CHUNK), stream, strict=False)]
         if not chunk:
             return
-        missing = {s.product_id for s in chunk if market_from_details(s.details) is None}
+        missing = {s.product_id for s, market in chunk if market is None}
         offers = latest_offers(session, sorted(missing)) if missing else {}
-        for s in chunk:
-            market = market_from_details(s.details) or market_from_offers(
-                s.current_price, s.currency, offers.get(s.product_id, [])
+        for s, market in chunk:
+            yield SuggestionRow(
+                s, market or market_from_offers(s.current_price, s.currency, offers.get(s.product_id, []))
             )
-            yield SuggestionRow(s, market)
 
 
 def align_chart(chart: ProductChart) -> Chart:

@@ -196,6 +196,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["money"] = money
+    env.filters["count"] = lambda n: f"{n:,}".replace(",", "\u202f")  # narrow no-break space groups digits
     env.globals["ago"] = ago
     return env
 

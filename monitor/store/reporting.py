@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -105,16 +105,29 @@ def _outcomes(counts: Any) -> Counter[str]:
 
 
 def pending_totals(session: Session) -> tuple[int, dict[str, Decimal]]:
-    """How many suggestions are pending and their summed impact per currency, in exact Decimals."""
-    count = 0
-    impact: dict[str, Decimal] = defaultdict(Decimal)
-    query = select(Suggestion.currency, Suggestion.current_price, Suggestion.suggested_price).where(
-        Suggestion.status == "pending"
+    """How many suggestions are pending and their summed impact per currency.
+
+    Summed in SQL: exact NUMERIC on PostgreSQL; on SQLite a float sum of 4-place amounts, whose
+    error stays far below the 0.0001 it is rounded to.
+    """
+    query = (
+        select(
+            Suggestion.currency,
+            func.count(),
+            func.sum(Suggestion.suggested_price - Suggestion.current_price),
+        )
+        .where(Suggestion.status == "pending")
+        .group_by(Suggestion.currency)
+        .order_by(Suggestion.currency)
     )
-    for currency, current, suggested in session.execute(query.execution_options(yield_per=5000)):
-        count += 1
-        impact[currency] += suggested - current
-    return count, dict(sorted(impact.items()))
+    count = 0
+    impact: dict[str, Decimal] = {}
+    for currency, n, total in session.execute(query):
+        count += n
+        impact[currency] = Decimal(repr(total) if isinstance(total, float) else str(total or 0)).quantize(
+            Decimal("0.0001")
+        )
+    return count, impact
 
 
 @dataclass(slots=True)
@@ -140,29 +153,31 @@ class PendingSuggestion:
 def pending_suggestions(session: Session, *, limit: int | None = None) -> Iterator[PendingSuggestion]:
     """Pending suggestions, biggest price movement first (ties by SKU), streamed."""
     impact = func.abs(Suggestion.suggested_price - Suggestion.current_price)
+    # Plain columns, not entities: this may stream 170,000 rows and ORM identity tracking
+    # would cost more than the query.
     query = (
-        select(Suggestion, Product.sku, Product.name)
+        select(
+            Suggestion.id,
+            Suggestion.product_id,
+            Product.sku,
+            Product.name,
+            Suggestion.currency,
+            Suggestion.current_price,
+            Suggestion.suggested_price,
+            Suggestion.strategy,
+            Suggestion.reason,
+            Suggestion.created_at,
+            Suggestion.auto_approved,
+            Suggestion.details,
+        )
         .join(Product, Suggestion.product_id == Product.id)
         .where(Suggestion.status == "pending")
         .order_by(impact.desc(), Product.sku, Suggestion.id)
     )
     if limit is not None:
         query = query.limit(limit)
-    for suggestion, sku, name in session.execute(query.execution_options(yield_per=2000)):
-        yield PendingSuggestion(
-            id=suggestion.id,
-            product_id=suggestion.product_id,
-            sku=sku,
-            name=name,
-            currency=suggestion.currency,
-            current_price=suggestion.current_price,
-            suggested_price=suggestion.suggested_price,
-            strategy=suggestion.strategy,
-            reason=suggestion.reason,
-            created_at=suggestion.created_at,
-            auto_approved=suggestion.auto_approved,
-            details=dict(suggestion.details or {}),
-        )
+    for row in session.execute(query.execution_options(yield_per=2000)):
+        yield PendingSuggestion(*row[:-1], details=row[-1] if isinstance(row[-1], dict) else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,14 +363,22 @@ def competitor_health(
         if isinstance(counts, dict):
             for name, values in counts.items():
                 outcomes[name].update(_outcomes({name: values}))
+    # The newest error of each competitor in one pass over the erroring listings (a query per
+    # competitor would sort each one's listings: slow with 72 shops and 170,000 listings).
+    errors: dict[int, tuple[datetime, int, str, str]] = {}
+    erroring = select(
+        Listing.competitor_id, Listing.last_checked_at, Listing.id, Listing.last_error, Listing.url
+    ).where(Listing.last_error.is_not(None), Listing.active.is_(True))
+    for competitor_id, checked_at, listing_id, message, url in session.execute(
+        erroring.execution_options(yield_per=5000)
+    ):
+        key = (checked_at or datetime.min.replace(tzinfo=UTC), listing_id, message, url)
+        if competitor_id not in errors or key[:2] > errors[competitor_id][:2]:
+            errors[competitor_id] = key
     health = []
     for competitor_id, name, base_url, listings, failing, stale, last_success, last_checked in rows:
-        error = session.execute(
-            select(Listing.last_error, Listing.url)
-            .where(Listing.competitor_id == competitor_id, Listing.last_error.is_not(None))
-            .order_by(Listing.last_checked_at.desc(), Listing.id.desc())
-            .limit(1)
-        ).first()
+        newest = errors.get(competitor_id)
+        error = (newest[2], newest[3]) if newest else None
         health.append(
             CompetitorHealth(
                 name=name,
@@ -375,8 +398,6 @@ def competitor_health(
 
 
 def _as_utc(value: Any) -> datetime | None:
-    from datetime import UTC
-
     if value is None:
         return None
     if isinstance(value, str):
