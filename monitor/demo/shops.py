@@ -46,8 +46,8 @@ class Shop:
     def base_url(self) -> str:
         if self.server is None:
             raise RuntimeError(f"demo shop {self.name} is not running")
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self.server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def url(self, sku: str) -> str:
         return f"{self.base_url}/product/{sku}"

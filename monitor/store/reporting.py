@@ -177,7 +177,20 @@ def pending_suggestions(session: Session, *, limit: int | None = None) -> Iterat
     if limit is not None:
         query = query.limit(limit)
     for row in session.execute(query.execution_options(yield_per=2000)):
-        yield PendingSuggestion(*row[:-1], details=row[-1] if isinstance(row[-1], dict) else {})
+        yield PendingSuggestion(
+            id=row.id,
+            product_id=row.product_id,
+            sku=row.sku,
+            name=row.name,
+            currency=row.currency,
+            current_price=row.current_price,
+            suggested_price=row.suggested_price,
+            strategy=row.strategy,
+            reason=row.reason,
+            created_at=row.created_at,
+            auto_approved=row.auto_approved,
+            details=row.details if isinstance(row.details, dict) else {},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +220,8 @@ def latest_offers(session: Session, product_ids: Sequence[int]) -> dict[int, lis
             .where(Listing.product_id.in_(chunk), Listing.active.is_(True), PriceHistory.price.is_not(None))
         )
         for product_id, competitor, price, currency, in_stock, suspicious in session.execute(query):
-            offers[product_id].append(Offer(competitor, price, currency, in_stock, suspicious))
+            if price is not None:
+                offers[product_id].append(Offer(competitor, price, currency, in_stock, suspicious))
     return offers
 
 
@@ -244,10 +258,10 @@ def chart_data(session: Session, product_ids: Sequence[int], *, start: datetime,
     states seen out of stock form a separate "out of stock" series so the chart can mark them.
     """
     wanted = list(dict.fromkeys(product_ids))
-    products = {}
+    products: dict[int, Product] = {}
     for chunk in _chunks(wanted):
-        for product in session.scalars(select(Product).where(Product.id.in_(chunk))):
-            products[product.id] = product
+        for found in session.scalars(select(Product).where(Product.id.in_(chunk))):
+            products[found.id] = found
     changes: dict[int, list[tuple[datetime, Decimal, Decimal]]] = defaultdict(list)
     history: dict[tuple[int, str], list[PriceHistory]] = defaultdict(list)
     for chunk in _chunks(wanted):
@@ -365,7 +379,7 @@ def competitor_health(
                 outcomes[name].update(_outcomes({name: values}))
     # The newest error of each competitor in one pass over the erroring listings (a query per
     # competitor would sort each one's listings: slow with 72 shops and 170,000 listings).
-    errors: dict[int, tuple[datetime, int, str, str]] = {}
+    errors: dict[int, tuple[datetime, int, str | None, str]] = {}
     erroring = select(
         Listing.competitor_id, Listing.last_checked_at, Listing.id, Listing.last_error, Listing.url
     ).where(Listing.last_error.is_not(None), Listing.active.is_(True))
