@@ -108,10 +108,14 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
+def database_url(folder: Path) -> str:
+    return "sqlite:///" + str((folder / "pricemon.db").resolve())
+
+
 def write_config(folder: Path, web: DemoWeb) -> Path:
     lines = [
         "# Written by `pricemon demo`: the demo shops run on 127.0.0.1 only while the demo runs.",
-        f"database_url = {_toml_string('sqlite:///' + str((folder / 'pricemon.db').resolve()))}",
+        f"database_url = {_toml_string(database_url(folder))}",
         "",
         "[scrape]",
         "# the failing demo shop should not hold the demo up",
@@ -164,8 +168,9 @@ def fresh_folder(folder: Path) -> None:
 class Step:
     """Runs one `pricemon` command in-process, exactly as a user would type it."""
 
-    def __init__(self, config: Path, echo: Callable[[str], None]) -> None:
+    def __init__(self, config: Path, database_url: str, echo: Callable[[str], None]) -> None:
         self.config = config
+        self.database_url = database_url
         self.echo = echo
 
     def __call__(self, *args: str) -> str:
@@ -173,6 +178,9 @@ class Step:
 
         argv = ["--config", str(self.config), *args]
         self.echo(f"$ pricemon {' '.join(argv)}")
+        # Named explicitly so a PRICEMON_DATABASE_URL in the environment (a real store) is never
+        # the one the demo fills.
+        argv = ["--database-url", self.database_url, *argv]
         out, err = io.StringIO(), io.StringIO()
         code: Any = 0
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -214,7 +222,7 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> dict[str, 
         config = write_config(folder, web)
         products, listings = write_catalogue(folder, web)
         echo(f"Wrote {config}, {products.name} ({len(CATALOGUE)} products) and {listings.name}")
-        pricemon = Step(config, echo)
+        pricemon = Step(config, database_url(folder), echo)
 
         pricemon("db", "upgrade")
         pricemon("import", "products", str(products))

@@ -45,6 +45,9 @@ def test_demo_runs_a_whole_cycle(tmp_path, pricemon_cli):
     assert knife == [("54.90", True), ("54.90", False)]  # sold out on the second sweep
 
     # run again in the same folder: a fresh database, not one growing across runs
-    again = run_pricemon("demo", "--out", "demo", cwd=tmp_path)
+    # ... and never the store PRICEMON_DATABASE_URL points at
+    elsewhere = tmp_path / "production.db"
+    again = run_pricemon("demo", "--out", "demo", cwd=tmp_path, env={"PRICEMON_DATABASE_URL": f"sqlite:///{elsewhere}"})
     assert again.returncode == 0, again.stderr
     assert json.loads(pricemon("report", "--json").stdout)["summary"]["runs"] == 2
+    assert not elsewhere.exists()
