@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from statistics import median
 from typing import Any, Generic, TypeVar
 
 from monitor.errors import ConfigError
@@ -116,11 +115,14 @@ def rank_of(price: Decimal, offers: Sequence[Offer]) -> int:
 
 
 def market_details(product: Product, offers: Sequence[Offer], all_offers: Sequence[Offer]) -> dict[str, Any]:
-    prices = [o.price for o in offers]
+    prices = sorted(o.price for o in offers)
+    middle = len(prices) // 2
+    if prices:
+        mid = prices[middle] if len(prices) % 2 else ((prices[middle - 1] + prices[middle]) / 2).quantize(CENTS)
     return {
-        "competitor_min": format_amount(min(prices)) if prices else None,
-        "competitor_median": format_amount(Decimal(median(prices)).quantize(CENTS)) if prices else None,
-        "competitor_max": format_amount(max(prices)) if prices else None,
+        "competitor_min": format_amount(prices[0]) if prices else None,
+        "competitor_median": format_amount(mid) if prices else None,
+        "competitor_max": format_amount(prices[-1]) if prices else None,
         "rank_before": rank_of(product.price, offers),
         "offers_total": len(all_offers),
         "offers_used": [

@@ -19,7 +19,7 @@ CENTS = Decimal("0.01")
 class Guarded:
     price: Decimal
     steps: tuple[str, ...]  # the steps that moved the price, for the reason
-    checks: tuple[str, ...]  # every step evaluated, for the details
+    checks: tuple[str, ...]  # the name of every step evaluated, for the details
 
 
 def _candidates(price: Decimal, rounding: str, ladder: tuple[Decimal, ...]) -> tuple[Decimal | None, Decimal | None]:
@@ -64,28 +64,28 @@ def apply_guardrails(price: Decimal, product: Product, assignment: Assignment) -
     steps: list[str] = []
     checks: list[str] = []
 
-    def raise_floor(value: Decimal, label: str) -> None:
-        nonlocal price, floor
-        floor = value if floor is None else max(floor, value)
-        if price < value:
-            price = value
-            steps.append(f"{label} {format_price(value)} -> {format_price(price)}")
-        checks.append(f"{label} {format_price(value)}")
-
     for name in assignment.guardrails:
+        # Floors: (value, label) of this step, if it applies to the product.
+        floors: list[tuple[Decimal, str]] = []
         if name == "margin_floor" and product.cost is not None:
             margin = Decimal(str(assignment.min_margin))
             value = (product.cost * (1 + margin / 100)).quantize(CENTS, rounding=ROUND_CEILING)
-            raise_floor(value, f"margin floor {margin.normalize():f}%" if margin else "cost floor")
+            floors.append((value, f"margin floor {margin.normalize():f}%" if margin else "cost floor"))
         elif name == "map_floor" and product.map_price is not None:
-            raise_floor(product.map_price, "MAP floor")
-        elif name == "min_max":
-            if product.min_price is not None:
-                raise_floor(product.min_price, "min")
+            floors.append((product.map_price, "MAP floor"))
+        elif name == "min_max" and product.min_price is not None:
+            floors.append((product.min_price, "min"))
+        for value, label in floors:
+            floor = value if floor is None else max(floor, value)
+            checks.append(label)
+            if price < value:
+                price = value
+                steps.append(f"{label} {format_price(value)} -> {format_price(price)}")
+        if name == "min_max":
             if product.max_price is not None:
                 # A ceiling never pushes below a floor: selling under cost or MAP is the worse mistake.
                 ceiling = product.max_price if floor is None else max(product.max_price, floor)
-                checks.append(f"max {format_price(product.max_price)}")
+                checks.append("max")
                 if price > ceiling:
                     price = ceiling
                     steps.append(f"max {format_price(product.max_price)} -> {format_price(price)}")
@@ -95,7 +95,7 @@ def apply_guardrails(price: Decimal, product: Product, assignment: Assignment) -
             low, high = product.price - limit, product.price + limit
             if floor is not None:
                 low = max(low, floor)
-            checks.append(f"max change {share.normalize():f}%")
+            checks.append("max change")
             clamped = min(max(price, low), max(high, low))
             if clamped != price:
                 price = clamped
