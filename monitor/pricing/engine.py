@@ -65,9 +65,9 @@ def effective_assignment(pricing: PricingSettings, sku: str, tags: Sequence[str]
             assignment = assignment.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
             where = f"pricing.tags.{tag}"
             break
-    override = pricing.skus.get(sku)
-    if override is not None:
-        assignment = assignment.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+    by_sku = pricing.skus.get(sku)
+    if by_sku is not None:
+        assignment = assignment.model_copy(update={k: getattr(by_sku, k) for k in by_sku.model_fields_set})
         where = f"{where}+pricing.skus.{sku}"
     return where, assignment
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from monitor.errors import ConfigError, PluginError
 from monitor.pricing import ENTRY_POINT_GROUP, Option, Strategy
@@ -46,13 +46,13 @@ def _is_strategy(obj: Any) -> bool:
 
 def _instantiate(obj: Any, where: str) -> Strategy:
     """A class becomes its instance; an object is used as it is."""
-    strategy = obj() if inspect.isclass(obj) else obj
+    strategy: Any = obj() if inspect.isclass(obj) else obj
     if not _is_strategy(strategy):
         raise PluginError(f"{where}: not a strategy (needs `name`, `options` and `suggest(context, options)`)")
     for key, option in strategy.options.items():
         if not isinstance(option, Option):
             raise PluginError(f"{where}: option {key!r} must be a monitor.pricing.Option")
-    return strategy  # type: ignore[no-any-return]
+    return cast(Strategy, strategy)
 
 
 class StrategyManager:

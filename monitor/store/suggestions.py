@@ -154,7 +154,7 @@ def save_suggestions(
         )
     manual = [r for r in rows if r["status"] != "approved" and r["product_id"] not in keep]
     if manual:
-        session.connection().execute(insert(Suggestion.__table__), manual)
+        session.connection().execute(insert(Suggestion.__table__), manual)  # type: ignore[arg-type]
     auto_ids: list[int] = []
     for row in rows:  # auto-approved ones are few by nature, and their ids are needed to apply them
         if row["status"] == "approved":
