@@ -581,8 +581,10 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<config>") 
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
             value = error.get("input")
-            shown = "" if error.get("type") == "missing" or isinstance(value, dict | list) else f" (got {value!r})"
-            lines.append(f"{source}: {_location(loc)}: {_describe(error)}{shown}")
+            described = _describe(error)
+            quiet = error.get("type") == "missing" or isinstance(value, dict | list) or "got " in described
+            shown = "" if quiet else f" (got {value!r})"
+            lines.append(f"{source}: {_location(loc)}: {described}{shown}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
