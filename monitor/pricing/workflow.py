@@ -113,6 +113,10 @@ def compute_suggestions(
     started = time.monotonic()
     now = now or utcnow()
     engine = PricingEngine(settings.pricing, manager or make_manager(settings))
+    pricing = settings.pricing
+    if settings.feed.webhook_url and any(a.auto_approve for a in [pricing.default, *pricing.tags.values(),
+                                                                  *pricing.skus.values()]):
+        webhook_headers(settings.feed)  # a missing secret fails before any price is auto-applied
     summary = SuggestSummary()
     auto_ids: list[int] = []
     with store.session() as session:

@@ -263,6 +263,15 @@ def apply_approved(
         query = query.where(Suggestion.id.in_(ids))
     applied: list[dict[str, Any]] = []
     for suggestion, product in session.execute(query).all():
+        if product.price != suggestion.current_price:
+            # Our price moved since the suggestion was made (an import, another apply): it was
+            # computed from a state that no longer holds, so it is not applied blindly.
+            suggestion.status, suggestion.decided_at, suggestion.decided_by = "superseded", when, by
+            logger.warning(
+                "suggestion %d for %s not applied: the price is now %s, it was %s when suggested",
+                suggestion.id, product.sku, format_amount(product.price), format_amount(suggestion.current_price),
+            )
+            continue
         old = product.price
         product.price = suggestion.suggested_price
         product.updated_at = when

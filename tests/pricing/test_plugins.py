@@ -218,3 +218,39 @@ def test_each_kind_of_plugin_failure_is_reported_and_the_rest_goes_on(
     # the human output names the plugin and the product too
     text = sqlite_market.pricemon("--strategies-dir", str(folder), "suggest").stderr
     assert f"{skus[0]}: strategy raiser raised ZeroDivisionError: boom" in text
+
+
+HISTORY_PLUGIN = '''
+from decimal import Decimal
+from monitor.pricing import Suggestion
+
+
+class HistoryLow:
+    name = "history_low"
+    description = "The lowest price any competitor ever had."
+    options = {}
+
+    def suggest(self, context, options):
+        points = context.price_history()
+        low = min(p.price for p in points)
+        return Suggestion(low, f"lowest of {len(points)} stored state(s): {low}")
+'''
+
+
+def test_a_strategy_can_read_the_products_price_history(sqlite_market: Market, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "history.py").write_text(HISTORY_PLUGIN, encoding="utf-8")
+    sqlite_market.reconfigure('[pricing.default]\nstrategies = ["history_low"]\nguardrails = []\n')
+    sqlite_market.products("sku,name,price,currency\nA-1,Kettle,30.00,EUR\nB-2,Other,30.00,EUR\n")
+    sqlite_market.listings([("A-1", "acme"), ("A-1", "globex"), ("B-2", "acme")])
+    earlier = datetime.now(UTC) - timedelta(days=1)
+    sqlite_market.observe({("A-1", "acme"): "12.00", ("A-1", "globex"): "20.00", ("B-2", "acme"): "5.00"}, at=earlier)
+    sqlite_market.observe({("A-1", "acme"): "25.00", ("B-2", "acme"): "26.00"})
+    sqlite_market.pricemon("--strategies-dir", str(folder), "suggest")
+    rows = {r["sku"]: r for r in sqlite_market.pricemon("suggestions", "--json").json()}
+    # each product sees its own history only (B-2's 5.00 is not A-1's)
+    assert (rows["A-1"]["suggested_price"], rows["A-1"]["reason"]) == ("12.00", "lowest of 3 stored state(s): 12.0000")
+    assert rows["B-2"]["suggested_price"] == "5.00"

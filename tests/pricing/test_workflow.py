@@ -203,3 +203,16 @@ def test_backtest_replays_each_competitor_change(market: Market) -> None:
     # the stored products are untouched
     with market.store.session() as session:
         assert session.scalars(select(Product.price)).one() == 35
+
+
+def test_a_suggestion_is_not_applied_when_our_price_moved_since(market: Market) -> None:
+    market.products("sku,name,price,currency\nA-1,Kettle,25.00,EUR\n")
+    market.listings([("A-1", "acme")])
+    market.observe({("A-1", "acme"): "19.99"})
+    market.pricemon("suggest")
+    market.pricemon("approve", "--all")
+    market.products("sku,name,price,currency\nA-1,Kettle,23.00,EUR\n")  # someone re-imports a new price
+    assert market.pricemon("apply", "--json").json()["applied"] == []
+    assert market.pricemon("products", "--json").json()[0]["price"] == "23.00"
+    assert [s["status"] for s in market.pricemon("suggestions", "--status", "all", "--json").json()] == ["superseded"]
+    assert price_changes(market) == []
