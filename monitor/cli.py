@@ -903,7 +903,8 @@ def report_command(
             days=days,
             skus=skus,
             suggestion_limit=limit,
-            chart_limit=charts,
+            # the terminal and the CSV show no charts: skip their queries
+            chart_limit=charts if fmt in ("html", "json") else 0,
             staleness_limit=app.settings.scheduler.staleness_limit,
         )
         if fmt is None:
