@@ -124,7 +124,7 @@ def run_sweep(
         tally = _Tally(names, sum(totals.values()), progress)
         workers = settings.scrape.workers or os.cpu_count() or 1
         shards = _shards(totals, min(workers, len(totals))) if totals else []
-        job = _Job(settings, run_id, tuple(skus), due_only, now)
+        job = _Job(settings, run_id, tuple(skus), due_only, now, logging.getLogger().getEffectiveLevel())
         if len(shards) <= 1 or tally.total < SMALL_SWEEP:
             status, error = _run_inline(job, list(totals), stop, tally)
         else:
@@ -187,6 +187,7 @@ class _Job:
     skus: tuple[str, ...]
     due_only: bool
     now: datetime
+    log_level: int = logging.WARNING
 
 
 def _run_inline(job: _Job, names: list[str], stop: StopFlag | None, tally: _Tally) -> tuple[str, str | None]:
@@ -255,7 +256,7 @@ def _run_processes(job: _Job, shards: list[list[str]], stop: StopFlag | None, ta
 def _worker_main(job: _Job, names: list[str], stop: StopFlag, messages: Any) -> None:
     # The parent owns Ctrl-C: it sets `stop`, and batches in flight still commit here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=job.log_level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     status, error = _run_shard(job, names, stop, messages.put)
     messages.put(("done", status, error))
 
@@ -342,12 +343,15 @@ async def _sweep_competitor(
     started = time.perf_counter()
     batch: list[CheckResult] = []
     outcomes: Counter[str] = Counter()
+    commit_seconds = 0.0
 
     def flush() -> None:
+        nonlocal commit_seconds
         if not batch:
             return
         results = batch[:]
         batch.clear()
+        began = time.perf_counter()
         with store.session() as session:
             recorded = record_checks(
                 session,
@@ -356,6 +360,7 @@ async def _sweep_competitor(
                 interval=competitor.interval,
                 suspicious_change=settings.scrape.suspicious_change,
             )
+        commit_seconds += time.perf_counter() - began
         outcomes.update(recorded.outcomes)
         emit(("batch", competitor.name, dict(recorded.outcomes), time.perf_counter() - started))
 
@@ -381,4 +386,11 @@ async def _sweep_competitor(
     # More lanes than the slot admits, so one lane parsing a page never leaves the slot idle.
     await asyncio.gather(*(lane() for _ in range(competitor.max_concurrency * 2)))
     flush()
-    logger.info("%s: %s in %.1fs", competitor.name, dict(outcomes), time.perf_counter() - started)
+    # Commit time includes waiting for the other workers' writes (SQLite has one writer at a time).
+    logger.info(
+        "%s: %s in %.1fs, %.2fs of it storing",
+        competitor.name,
+        dict(outcomes),
+        time.perf_counter() - started,
+        commit_seconds,
+    )
