@@ -36,7 +36,9 @@ from monitor.store.runs import finish_run, start_run
 logger = logging.getLogger(__name__)
 
 #: below this many listings a sweep runs in the calling process: spawning workers costs more
-SMALL_SWEEP = 200
+SMALL_SWEEP = 500
+#: a worker reports progress after this many checks (committed counts come with each batch)
+TICK = 50
 
 Progress = Callable[[int, int, int], None]
 
@@ -155,16 +157,19 @@ class _Tally:
         if progress:
             progress(0, total, 0)
 
-    def add(self, competitor: str, outcomes: dict[str, int], seconds: float) -> None:
-        counts = self.counts.setdefault(competitor, {})
-        for outcome, n in outcomes.items():
-            counts[outcome] = int(counts.get(outcome, 0)) + n
-            self.done += n
-            if outcome in FAILURE_OUTCOMES:
-                self.errors += n
-        counts["seconds"] = round(seconds, 3)
-        if self.progress:
-            self.progress(self.done, self.total, self.errors)
+    def handle(self, message: tuple[Any, ...]) -> None:
+        """A worker's message: ("tick", checks, failures) or ("batch", competitor, outcomes, seconds)."""
+        if message[0] == "tick":
+            self.done += message[1]
+            self.errors += message[2]
+            if self.progress:
+                self.progress(min(self.done, self.total), self.total, self.errors)
+        elif message[0] == "batch":
+            _, competitor, outcomes, seconds = message
+            counts = self.counts.setdefault(competitor, {})
+            for outcome, n in outcomes.items():
+                counts[outcome] = int(counts.get(outcome, 0)) + n
+            counts["seconds"] = round(seconds, 3)
 
     def summary(self, run_id: int, status: str, seconds: float, error: str | None) -> SweepSummary:
         checked = changed = failed = 0
@@ -193,12 +198,9 @@ class _Job:
 def _run_inline(job: _Job, names: list[str], stop: StopFlag | None, tally: _Tally) -> tuple[str, str | None]:
     flag = stop or threading.Event()
 
-    def emit(message: tuple[Any, ...]) -> None:
-        tally.add(*message[1:])
-
     result: list[tuple[str, str | None]] = []
     # A thread of its own, so a caller that runs an event loop (the daemon) can call us too.
-    thread = threading.Thread(target=lambda: result.append(_run_shard(job, names, flag, emit)), name="sweep")
+    thread = threading.Thread(target=lambda: result.append(_run_shard(job, names, flag, tally.handle)), name="sweep")
     thread.start()
     thread.join()
     return result[0] if result else ("failed", "the sweep thread died")
@@ -232,10 +234,10 @@ def _run_processes(job: _Job, shards: list[list[str]], stop: StopFlag | None, ta
                 # Ctrl-C: workers ignore SIGINT; they finish their batches in flight and report.
                 mp_stop.set()
                 continue
-            if message[0] == "batch":
-                tally.add(*message[1:])
-            else:
+            if message[0] == "done":
                 statuses.append((message[1], message[2]))
+            else:
+                tally.handle(message)
     finally:
         for process in processes:
             process.join(timeout=30)
@@ -364,6 +366,8 @@ async def _sweep_competitor(
         outcomes.update(recorded.outcomes)
         emit(("batch", competitor.name, dict(recorded.outcomes), time.perf_counter() - started))
 
+    ticks = [0, 0]  # checks and failures not reported yet
+
     async def lane() -> None:
         while not stop.is_set():
             target = next(targets, None)
@@ -371,21 +375,27 @@ async def _sweep_competitor(
                 return
             async with in_flight:
                 page = await fetcher.fetch(target.url, etag=target.etag, last_modified=target.last_modified)
-            batch.append(
-                fetcher.judge(
-                    target.listing_id,
-                    page,
-                    product_gtin=target.product_gtin,
-                    product_currency=target.product_currency,
-                    body_hash=target.body_hash,
-                )
+            result = fetcher.judge(
+                target.listing_id,
+                page,
+                product_gtin=target.product_gtin,
+                product_currency=target.product_currency,
+                body_hash=target.body_hash,
             )
+            batch.append(result)
+            ticks[0] += 1
+            ticks[1] += result.outcome in FAILURE_OUTCOMES
+            if ticks[0] >= TICK:
+                emit(("tick", *ticks))
+                ticks[:] = [0, 0]
             if len(batch) >= settings.scrape.batch_size:
                 flush()
 
     # More lanes than the slot admits, so one lane parsing a page never leaves the slot idle.
     await asyncio.gather(*(lane() for _ in range(competitor.max_concurrency * 2)))
     flush()
+    if ticks[0]:
+        emit(("tick", *ticks))
     # Commit time includes waiting for the other workers' writes (SQLite has one writer at a time).
     logger.info(
         "%s: %s in %.1fs, %.2fs of it storing",

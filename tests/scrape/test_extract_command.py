@@ -27,8 +27,15 @@ def test_extract_file_with_selector_options(pricemon_cli, tmp_path) -> None:
     missing = pricemon("extract", str(page), "--json", expect=3)
     assert "not_found" in missing.stderr
     out = pricemon(
-        "extract", str(page), "--selector", ".product-price .now", "--currency", "chf",
-        "--decimal-separator", ",", "--json",
+        "extract",
+        str(page),
+        "--selector",
+        ".product-price .now",
+        "--currency",
+        "chf",
+        "--decimal-separator",
+        ",",
+        "--json",
     ).json()
     assert (out["price"], out["currency"], out["method"]) == ("1299.99", "CHF", "selector")
     human = pricemon("extract", str(page), "--selector", ".product-price .now", "--currency", "EUR")

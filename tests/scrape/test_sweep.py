@@ -242,7 +242,7 @@ def test_run_sweep_in_worker_processes_with_progress_and_stop(tmp_path, shop, pr
 
     names = [f"shop{i}" for i in range(3)]
     listings = []
-    for i in range(240):
+    for i in range(600):
         shop.pages[f"/p/{i}"] = jsonld_page(f"{10 + i}.00")
         listings.append((f"S{i:03d}", names[i % 3], shop.url(f"/p/{i}")))
     config = write_config(
@@ -255,15 +255,16 @@ def test_run_sweep_in_worker_processes_with_progress_and_stop(tmp_path, shop, pr
     seen: list[tuple[int, int, int]] = []
     summary = run_sweep(settings, progress=lambda *p: seen.append(p))
     assert summary.status == "finished"
-    assert summary.checked == 240 and summary.changed == 240 and summary.failed == 0
+    assert summary.checked == 600 and summary.changed == 600 and summary.failed == 0
     assert set(summary.competitors) == set(names)
-    assert all(summary.competitors[n]["changed"] == 80 for n in names)
-    assert seen[0] == (0, 240, 0) and seen[-1] == (240, 240, 0)
-    assert history_count(sqlite_url) == 240
+    assert all(summary.competitors[n]["changed"] == 200 for n in names)
+    assert seen[0] == (0, 600, 0) and seen[-1] == (600, 600, 0)
+    assert len(seen) > 3  # progress arrives while the sweep runs, not only at the end
+    assert history_count(sqlite_url) == 600
     store = open_store(sqlite_url)
     with store.session() as session:
         run = session.get_one(ScrapeRun, summary.run_id)
-        assert (run.status, run.checked, run.changed) == ("finished", 240, 240)
+        assert (run.status, run.checked, run.changed) == ("finished", 600, 600)
     store.dispose()
 
     # Already stopped: nothing new starts, and the run says it was interrupted.
@@ -275,3 +276,28 @@ def test_run_sweep_in_worker_processes_with_progress_and_stop(tmp_path, shop, pr
 
     with pytest.raises(Exception, match="unknown competitor"):
         run_sweep(settings, competitors=["nobody"])
+
+
+def test_stop_mid_sweep_commits_what_was_checked(tmp_path, shop, pricemon_cli, write_config, sqlite_url) -> None:
+    from monitor.scrape.sweep import run_sweep
+
+    listings = []
+    for i in range(120):
+        shop.pages[f"/p/{i}"] = Reply(200, jsonld_page(f"{10 + i}.00"), delay=0.01)
+        listings.append((f"S{i:03d}", "acme", shop.url(f"/p/{i}")))
+    config = write_config(SCRAPE + competitor_block("acme", shop).replace("max_concurrency = 4", "max_concurrency = 2"))
+    pricemon = pricemon_cli(config, sqlite_url)
+    setup_catalog(tmp_path, pricemon, listings)
+    stop = threading.Event()
+
+    def progress(done: int, total: int, errors: int) -> None:
+        if done >= 50:
+            stop.set()  # what the daemon does on SIGTERM
+
+    summary = run_sweep(load_settings(config, database_url=sqlite_url), stop=stop, progress=progress)
+    assert summary.status == "interrupted"
+    assert 50 <= summary.checked < 120
+    # Everything that was checked was committed, nothing more.
+    assert history_count(sqlite_url) == summary.checked
+    checked = [row for row in pricemon("listings", "--json").json() if row["last_outcome"] == "changed"]
+    assert len(checked) == summary.checked
