@@ -216,3 +216,34 @@ def test_a_suggestion_is_not_applied_when_our_price_moved_since(market: Market) 
     assert market.pricemon("products", "--json").json()[0]["price"] == "23.00"
     assert [s["status"] for s in market.pricemon("suggestions", "--status", "all", "--json").json()] == ["superseded"]
     assert price_changes(market) == []
+
+
+def test_suggest_reads_all_offers_in_one_query_and_writes_in_batches(sqlite_market: Market) -> None:
+    from sqlalchemy import event
+
+    from monitor.pricing.workflow import compute_suggestions
+    from monitor.settings import load_settings
+
+    count = 1_234
+    sqlite_market.reconfigure("[pricing]\nbatch_size = 500\n")
+    skus = [f"P-{i:05d}" for i in range(count)]
+    sqlite_market.products("sku,name,price,currency\n" + "".join(f"{sku},Item,50.00,EUR\n" for sku in skus))
+    sqlite_market.listings([(sku, "acme") for sku in skus])
+    sqlite_market.observe({(sku, "acme"): f"{30 + i % 7}.50" for i, sku in enumerate(skus)})
+
+    statements: list[str] = []
+    engine = sqlite_market.store.engine
+    listener = lambda _c, _cur, statement, *_a: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        settings = load_settings(sqlite_market.config_path, database_url=sqlite_market.database_url, environ={})
+        summary = compute_suggestions(settings, sqlite_market.store)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert (summary.products, summary.suggested, summary.failed) == (count, count, 0)
+    # one streamed query for every product's offers, not one per product
+    assert len([s for s in statements if "JOIN price_history" in s]) == 1
+    inserts = [s for s in statements if s.startswith("INSERT INTO suggestions")]
+    assert 3 <= len(inserts) <= 10  # one executemany per batch of 500 (SQLite may split large ones)
+    rows = sqlite_market.pricemon("suggestions", "--json").json()
+    assert len(rows) == count and rows[7]["suggested_price"] == "29.99"  # 30.50 -> .99 down
