@@ -110,7 +110,7 @@ class Daemon:
         self._load_settings = load_settings
         self._sweep = sweep
         self.stop_event = threading.Event()
-        self.after_sweep_hooks: list[SweepHook] = []
+        self.after_sweep_hooks: list[SweepHook] = [self._alert_after_sweep]
         self._wake = threading.Event()
         self._reload_requested = False
         self._stop_signal: str | None = None
@@ -182,6 +182,7 @@ class Daemon:
         self._scheduler.start()
         self._apply_schedules(self.settings)
         self._schedule_suggestions(self.settings)
+        self._schedule_alerts(self.settings)
         enabled = [c.name for c in self.settings.competitors if c.enabled]
         logger.info(
             "daemon started: database %s, %d competitor(s) scheduled: %s",
@@ -270,6 +271,7 @@ class Daemon:
         self.settings = new
         self._apply_schedules(new)
         self._schedule_suggestions(new)
+        self._schedule_alerts(new)
         logger.info("config reloaded from %s", new.source)
         return True
 
@@ -316,6 +318,42 @@ class Daemon:
             logger.info("suggestions: recomputed every %gs", every)
         else:
             self._scheduler.reschedule_job("suggest", trigger=trigger)
+
+    def _schedule_alerts(self, settings: Settings) -> None:
+        """Alerts are raised after each sweep; a separate job re-sends what a channel refused, so
+        an alert reaches people when the channel is back even if no sweep is due for a while."""
+        assert self._scheduler is not None
+        if not settings.alerts:
+            if self._scheduler.get_job("alerts") is not None:
+                self._scheduler.remove_job("alerts")
+            logger.info("alerts: off (no [[alerts]] rules in the config)")
+            return
+        trigger = IntervalTrigger(seconds=settings.alerting.retry_base.total_seconds(), timezone="UTC")
+        if self._scheduler.get_job("alerts") is None:
+            self._scheduler.add_job(self._deliver_alerts_job, trigger=trigger, id="alerts", name="alert delivery")
+            logger.info(
+                "alerts: %d rule(s); undelivered alerts retried every %s",
+                len(settings.alerts),
+                settings.alerting.retry_base,
+            )
+        else:
+            self._scheduler.reschedule_job("alerts", trigger=trigger)
+
+    def _alert_after_sweep(self, summary: Any) -> None:
+        if self.settings.alerts and self._store is not None and summary.run_id is not None:
+            from monitor.alerts import after_sweep
+
+            after_sweep(self.settings, self._store, summary.run_id)
+
+    def _deliver_alerts_job(self) -> None:
+        if self.stop_event.is_set() or self._store is None or not self.settings.alerts:
+            return
+        from monitor.alerts import deliver_pending
+
+        try:
+            deliver_pending(self.settings, self._store)
+        except DATABASE_OUTAGES as exc:
+            logger.warning("alert delivery: database unavailable (%s); retrying on the next run", exc)
 
     # --- jobs -----------------------------------------------------------------------------
 
