@@ -18,6 +18,9 @@ from monitor.store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
+# How long a claimed delivery stays reserved for its sender; past it (the sender died), it is due again.
+CLAIM_LEASE = timedelta(minutes=5)
+
 
 def _event_view(d: DueDelivery) -> dict[str, object]:
     return {
@@ -49,6 +52,10 @@ def deliver_pending(
     counts: Counter[str] = Counter()
     with store.session() as session:
         due = queries.due_deliveries(session, now)
+        # Claim only what can be sent now; alerts for a channel no longer configured stay due.
+        sendable = [d for d in due if settings.alerting.channel(d.channel) is not None]
+        claimed = queries.claim_deliveries(session, sendable, now, lease_until=now + CLAIM_LEASE)
+        due = claimed + [d for d in due if settings.alerting.channel(d.channel) is None]
     by_channel: dict[str, list[DueDelivery]] = defaultdict(list)
     for delivery in due:
         by_channel[delivery.channel].append(delivery)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -371,6 +371,30 @@ def due_deliveries(session: Session, now: datetime, channels: Sequence[str] | No
         )
         for d, e in session.execute(query)
     ]
+
+
+def claim_deliveries(
+    session: Session, due: Sequence[DueDelivery], now: datetime, lease_until: datetime
+) -> list[DueDelivery]:
+    """Take the deliveries this caller will send, so that two senders (the daemon's delivery job
+    and a sweep's `after_sweep`, or `pricemon alerts deliver` in another process) never send the
+    same alert twice: each row is moved out of "due" by a conditional UPDATE, and only the caller
+    whose UPDATE matched owns it. If the owner dies, the lease runs out and the alert is retried."""
+    claimed = []
+    for delivery in due:
+        result = session.execute(
+            update(AlertDelivery)
+            .where(
+                AlertDelivery.id == delivery.delivery_id,
+                AlertDelivery.status.in_(RETRY_STATUSES),
+                (AlertDelivery.next_attempt_at.is_(None)) | (AlertDelivery.next_attempt_at <= now),
+            )
+            .values(next_attempt_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(delivery)
+    return claimed
 
 
 def mark_sent(session: Session, delivery_ids: Sequence[int], now: datetime) -> None:
