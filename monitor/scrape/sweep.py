@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -29,7 +30,7 @@ from monitor.errors import ConfigError, DatabaseError, PricemonError
 from monitor.settings import Settings, redact_url
 from monitor.store.catalog import sweep_targets
 from monitor.store.database import Store, open_store
-from monitor.store.history import FAILURE_OUTCOMES, CheckResult, record_checks
+from monitor.store.history import FAILURE_OUTCOMES, CheckResult, RecordResult, record_checks
 from monitor.store.models import utcnow
 from monitor.store.runs import finish_run, start_run
 
@@ -300,6 +301,8 @@ async def _sweep_shard(
     settings = job.settings
     fetchers = [Fetcher(settings.competitor(name), settings.scrape) for name in names]  # type: ignore[arg-type]
     in_flight = asyncio.Semaphore(settings.scrape.max_connections)
+    # One writer thread per worker: batches are stored one at a time, off the event loop.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-writer")
     try:
         # One read transaction streams every competitor's targets side by side, so all of them are
         # fetched at once and memory holds only what the cursors buffer.
@@ -319,6 +322,7 @@ async def _sweep_shard(
                         )
                     ),
                     in_flight,
+                    writer,
                     stop,
                     emit,
                 )
@@ -326,6 +330,7 @@ async def _sweep_shard(
             ]
             await asyncio.gather(*tasks)
     finally:
+        writer.shutdown(wait=True)
         for fetcher in fetchers:
             await fetcher.aclose()
     return ("interrupted" if stop.is_set() else "finished"), None
@@ -337,6 +342,7 @@ async def _sweep_competitor(
     fetcher: Any,
     targets: Iterator[Any],
     in_flight: asyncio.Semaphore,
+    writer: ThreadPoolExecutor,
     stop: StopFlag,
     emit: Callable[[tuple[Any, ...]], None],
 ) -> None:
@@ -347,21 +353,25 @@ async def _sweep_competitor(
     outcomes: Counter[str] = Counter()
     commit_seconds = 0.0
 
-    def flush() -> None:
-        nonlocal commit_seconds
-        if not batch:
-            return
-        results = batch[:]
-        batch.clear()
-        began = time.perf_counter()
+    def store_batch(results: list[CheckResult]) -> RecordResult:
         with store.session() as session:
-            recorded = record_checks(
+            return record_checks(
                 session,
                 results,
                 run_id=job.run_id,
                 interval=competitor.interval,
                 suspicious_change=settings.scrape.suspicious_change,
             )
+
+    async def flush() -> None:
+        nonlocal commit_seconds
+        if not batch:
+            return
+        results = batch[:]
+        batch.clear()
+        began = time.perf_counter()
+        # The database driver waits without the GIL, so fetching goes on while a batch is stored.
+        recorded = await asyncio.get_running_loop().run_in_executor(writer, store_batch, results)
         commit_seconds += time.perf_counter() - began
         outcomes.update(recorded.outcomes)
         emit(("batch", competitor.name, dict(recorded.outcomes), time.perf_counter() - started))
@@ -389,11 +399,11 @@ async def _sweep_competitor(
                 emit(("tick", *ticks))
                 ticks[:] = [0, 0]
             if len(batch) >= settings.scrape.batch_size:
-                flush()
+                await flush()
 
     # More lanes than the slot admits, so one lane parsing a page never leaves the slot idle.
     await asyncio.gather(*(lane() for _ in range(competitor.max_concurrency * 2)))
-    flush()
+    await flush()
     if ticks[0]:
         emit(("tick", *ticks))
     # Commit time includes waiting for the other workers' writes (SQLite has one writer at a time).
