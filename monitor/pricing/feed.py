@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from monitor.errors import ConfigError
 from monitor.money import format_amount
@@ -62,37 +63,52 @@ def webhook_headers(feed: FeedSettings, environ: Mapping[str, str] | None = None
     return headers
 
 
+class _DeliveryFailed(Exception):
+    """One failed POST; tenacity retries on it and the last one's message is recorded."""
+
+
 def post_changes(
-    feed: FeedSettings, changes: Sequence[Mapping[str, Any]], headers: Mapping[str, str],
+    feed: FeedSettings,
+    changes: Sequence[Mapping[str, Any]],
+    headers: Mapping[str, str],
     client: httpx.Client | None = None,
 ) -> tuple[int, str | None]:
-    """POST `{"changes": [...]}` to the webhook, retrying with doubling backoff.
+    """POST `{"changes": [...]}` to the webhook, retrying with exponential backoff and jitter.
 
     Returns (attempts made, last error or None when a 2xx answer was received).
     """
     assert feed.webhook_url is not None
+    url = feed.webhook_url
     own = client is None
     http = client or httpx.Client(timeout=feed.timeout.total_seconds())
     payload = {"changes": [dict(c) for c in changes]}
-    error: str | None = None
-    attempts = 0
-    delay = feed.backoff.total_seconds()
+    base = feed.backoff.total_seconds()
+
+    def post_once() -> None:
+        try:
+            response = http.post(url, json=payload, headers=dict(headers))
+        except httpx.HTTPError as exc:
+            raise _DeliveryFailed(f"{type(exc).__name__}: {exc}"[:500]) from None
+        if not response.is_success:
+            raise _DeliveryFailed(f"HTTP {response.status_code} from {url}")
+
+    def log_failure(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        logger.warning("price feed POST failed (attempt %d of %d): %s", state.attempt_number, feed.retries + 1, error)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(feed.retries + 1),
+        wait=wait_exponential_jitter(initial=base, max=max(base, 60.0), jitter=base / 2),
+        retry=retry_if_exception_type(_DeliveryFailed),
+        after=log_failure,
+        sleep=time.sleep,
+        reraise=True,
+    )
     try:
-        for attempt in range(feed.retries + 1):
-            attempts += 1
-            try:
-                response = http.post(feed.webhook_url, json=payload, headers=dict(headers))
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"[:500]
-            else:
-                if response.is_success:
-                    return attempts, None
-                error = f"HTTP {response.status_code} from {feed.webhook_url}"
-            logger.warning("price feed POST failed (attempt %d of %d): %s", attempts, feed.retries + 1, error)
-            if attempt < feed.retries:
-                time.sleep(delay)
-                delay *= 2
+        retrying(post_once)
+    except _DeliveryFailed as exc:
+        return retrying.statistics.get("attempt_number", feed.retries + 1), str(exc)
     finally:
         if own:
             http.close()
-    return attempts, error
+    return retrying.statistics.get("attempt_number", 1), None
