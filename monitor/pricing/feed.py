@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from monitor.errors import ConfigError
 from monitor.money import format_amount
@@ -98,7 +98,7 @@ def post_changes(
 
     retrying = Retrying(
         stop=stop_after_attempt(feed.retries + 1),
-        wait=wait_exponential_jitter(initial=base, max=max(base, 60.0), jitter=base / 2),
+        wait=wait_random_exponential(multiplier=base, max=max(base, 60.0)),
         retry=retry_if_exception_type(_DeliveryFailed),
         after=log_failure,
         sleep=time.sleep,

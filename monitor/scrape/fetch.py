@@ -12,7 +12,6 @@ import asyncio
 import functools
 import hashlib
 import logging
-import random
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_random_exponential
 
 from monitor.scrape.extract import Extraction, ExtractionRules, extract
 from monitor.scrape.politeness import RobotsRules, Slot, parse_retry_after
@@ -152,18 +152,31 @@ class Fetcher:
 
     async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Page:
         """Fetch `url` with retries (exponential backoff with jitter) on transient failures."""
-        attempt = 0
-        while True:
-            page = await self._fetch_once(url, etag, last_modified)
-            if not page.retryable or attempt >= self.scrape.retries:
-                return page
-            base = self.scrape.backoff_base.total_seconds() * (2**attempt)
-            delay = min(self.scrape.backoff_max.total_seconds(), base) * random.uniform(0.5, 1.0)
+        page: Page = await self._retrying()(self._fetch_once, url, etag, last_modified)
+        return page
+
+    def _retrying(self) -> AsyncRetrying:
+        """Retries of one request: transient failures only, backing off exponentially with full
+        jitter, and never sooner than the server's Retry-After (within the slot's max_delay).
+        When the retries are used up, the last page is the result."""
+        backoff = wait_random_exponential(
+            multiplier=self.scrape.backoff_base.total_seconds(), max=self.scrape.backoff_max.total_seconds()
+        )
+
+        def wait(state: RetryCallState) -> float:
+            page: Page = state.outcome.result()  # type: ignore[union-attr]
+            delay = backoff(state)
             if page.retry_after:
                 delay = max(delay, min(page.retry_after, self.slot.max_delay))
-            attempt += 1
-            logger.debug("retry %d of %s in %.2fs: %s", attempt, url, delay, page.error)
-            await asyncio.sleep(delay)
+            logger.debug("retry %d of %s in %.2fs: %s", state.attempt_number, page.url, delay, page.error)
+            return delay
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.scrape.retries + 1),
+            wait=wait,
+            retry=retry_if_result(lambda page: page.retryable),
+            retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
+        )
 
     async def _fetch_once(self, url: str, etag: str | None, last_modified: str | None) -> Page:
         current = url
@@ -283,22 +296,20 @@ class Fetcher:
 
     async def _fetch_robots(self, url: str) -> Page:
         # robots.txt itself is fetched without robots rules, with retries, following redirects.
-        attempt = 0
-        while True:
-            current = url
-            for _ in range(self.scrape.max_redirects + 1):
-                page = await self._request(current, {})
-                if page.outcome != "redirect":
-                    break
-                current = page.url
-                if urlsplit(current).scheme not in ("http", "https"):
-                    return Page("http_error", current, error="robots.txt redirected off http")
-            if not page.retryable or attempt >= self.scrape.retries:
-                if page.outcome == "http_error" and page.status_code and page.status_code < 500:
-                    return Page("gone", url, page.status_code)  # any 4xx: "no robots.txt"
-                return page
-            attempt += 1
-            await asyncio.sleep(self.scrape.backoff_base.total_seconds() * attempt)
+        page: Page = await self._retrying()(self._fetch_robots_once, url)
+        if page.outcome == "http_error" and page.status_code and page.status_code < 500:
+            return Page("gone", url, page.status_code)  # any 4xx: "no robots.txt"
+        return page
+
+    async def _fetch_robots_once(self, url: str) -> Page:
+        page: Page = await self._request(url, {})
+        for _ in range(self.scrape.max_redirects):
+            if page.outcome != "redirect":
+                break
+            if urlsplit(page.url).scheme not in ("http", "https"):
+                return Page("http_error", page.url, error="robots.txt redirected off http")
+            page = await self._request(page.url, {})
+        return page
 
     # -- checking a listing ----------------------------------------------------------------------
 
