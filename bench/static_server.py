@@ -127,6 +127,7 @@ def _start_nginx(nginx: str, shop_roots: Mapping[str, Path], work_dir: Path, wor
 daemon off;
 master_process on;
 worker_processes {workers or "auto"};
+worker_rlimit_nofile 65536;
 pid {prefix / "nginx.pid"};
 error_log {prefix / "logs" / "error.log"} warn;
 events {{ worker_connections 8192; multi_accept on; }}
@@ -141,7 +142,9 @@ http {{
     keepalive_requests 1000000;
     etag on;
     if_modified_since exact;
-    open_file_cache max=400000 inactive=120s;
+    # Bounded well below the open-file limit: at 172,800 pages an unbounded cache runs out of
+    # descriptors, and try_files then answers 404 for pages that exist.
+    open_file_cache max=10000 inactive=120s;
     open_file_cache_valid 600s;
     client_body_temp_path {prefix / "temp/client"};
     proxy_temp_path {prefix / "temp/proxy"};

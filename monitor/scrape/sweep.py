@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 #: below this many listings a sweep runs in the calling process: spawning workers costs more
 SMALL_SWEEP = 500
+#: rows each competitor's target stream buffers (all of a worker's streams are open together)
+TARGET_CHUNK = 500
 #: a worker reports progress after this many checks (committed counts come with each batch)
 TICK = 50
 #: threads storing batches per worker on a server database
@@ -324,6 +326,8 @@ async def _sweep_shard(
                             skus=list(job.skus),
                             due_only=job.due_only,
                             now=job.now,
+                            # Every competitor's stream is open at once: keep each one's buffer small.
+                            chunk=TARGET_CHUNK,
                         )
                     ),
                     in_flight,

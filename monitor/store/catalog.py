@@ -412,11 +412,12 @@ def sweep_targets(
     skus: Sequence[str] = (),
     due_only: bool = False,
     now: datetime | None = None,
+    chunk: int = 5000,
 ) -> Iterator[Row[Any]]:
     """Active listings of active products at the named competitors (due ones only if asked).
 
-    Rows carry the fields of `SweepTarget`; they are streamed, so memory stays flat however
-    many listings there are.
+    Rows carry the fields of `SweepTarget`; they are streamed `chunk` rows at a time, so memory
+    stays flat however many listings there are.
     """
     query = (
         select(
@@ -439,4 +440,4 @@ def sweep_targets(
     if due_only:
         moment = now or utcnow()
         query = query.where(or_(Listing.next_check_at.is_(None), and_(Listing.next_check_at <= moment)))
-    yield from session.execute(query.execution_options(yield_per=5000))  # type: ignore[misc]
+    yield from session.execute(query.execution_options(yield_per=chunk))  # type: ignore[misc]
