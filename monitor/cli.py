@@ -411,6 +411,11 @@ def scrape_command(
             )
     else:
         summary = run_sweep(app.settings, competitors=competitors or None, skus=skus, due_only=due_only)
+    if app.settings.alerts and summary.run_id is not None:
+        # A manual sweep raises the same alerts as the daemon's; channel problems are kept for a retry.
+        from monitor.alerts import after_sweep
+
+        after_sweep(app.settings, app.store(), summary.run_id)
     if as_json:
         print_json(summary.to_json())
     else:

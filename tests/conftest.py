@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,60 @@ class Pricemon:
         if expect is not None:
             assert code == expect, f"pricemon {' '.join(argv)} exited {code}:\n{out}\n{err}"
         return outcome
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class WebhookServer:
+    """Records every POST; answers `fail_status` instead of 204 while that is set."""
+
+    url: str
+    received: list[Received] = field(default_factory=list)
+    fail_status: int | None = None
+    attempts: int = 0
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [event for r in self.received for event in r.body.get("events", [])]
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookServer]:
+    state = WebhookServer(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            state.attempts += 1
+            length = int(self.headers.get("Content-Length", 0))
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {"raw": raw.decode("utf-8", "replace")}
+            if state.fail_status is not None:
+                self.send_response(state.fail_status)
+                self.end_headers()
+                return
+            state.received.append(Received(self.path, dict(self.headers.items()), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture

@@ -3,14 +3,11 @@ and a store with products and listings whose sweeps are recorded as a scraper wo
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,58 +21,6 @@ from monitor.store.models import Listing, Product, utcnow
 from monitor.store.runs import finish_run, start_run
 
 EVERY = timedelta(minutes=15)
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class WebhookServer:
-    """Records every POST; answers `fail_status` instead of 204 while that is set."""
-
-    url: str
-    received: list[Received] = field(default_factory=list)
-    fail_status: int | None = None
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return [event for r in self.received for event in r.body.get("events", [])]
-
-
-@pytest.fixture
-def webhook() -> Iterator[WebhookServer]:
-    state = WebhookServer(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            raw = self.rfile.read(length)
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = {"raw": raw.decode("utf-8", "replace")}
-            if state.fail_status is not None:
-                self.send_response(state.fail_status)
-                self.end_headers()
-                return
-            state.received.append(Received(self.path, dict(self.headers.items()), body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 def free_port() -> int:

@@ -12,7 +12,8 @@ from monitor.alerts import after_sweep
 from monitor.errors import ConfigError
 from monitor.settings import load_settings, settings_from_mapping
 from monitor.store.models import utcnow
-from tests.alerts.conftest import WebhookServer, build_shop
+from tests.alerts.conftest import build_shop
+from tests.conftest import WebhookServer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pricemon.toml"
 TOKEN = "TopSecretToken123"

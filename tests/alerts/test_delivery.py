@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from monitor.alerts import after_sweep, deliver_pending, retry_delay
 from monitor.store.models import AlertDelivery, utcnow
-from tests.alerts.conftest import Mailbox, Shop, WebhookServer, make_settings
+from tests.alerts.conftest import Mailbox, Shop, make_settings
+from tests.conftest import WebhookServer
 
 NOW = utcnow().replace(microsecond=0)
 T0 = NOW - timedelta(hours=1)
