@@ -744,32 +744,26 @@ def _current_user() -> str:
 _by_option = click.option("--by", default=None, help="Who decides (default: $USER).")
 
 
-@cli.command("approve")
-@click.argument("ids", nargs=-1, type=int)
-@click.option("--sku", "skus", multiple=True, help="Pending suggestions of this SKU (repeatable).")
-@click.option("--all", "everything", is_flag=True, help="Every pending suggestion.")
-@_by_option
-@json_option
-@pass_app
-def approve_command(
-    app: App, ids: tuple[int, ...], skus: tuple[str, ...], everything: bool, by: str | None, as_json: bool
-) -> None:
-    """Approve pending suggestions: ID..., --sku SKU or --all."""
-    _decide(app, "approved", ids, skus, everything, by, as_json)
+def _decision_command(name: str, status: str, verb: str) -> None:
+    """`pricemon approve` and `pricemon reject`: the same selection, a different decision."""
+
+    @click.argument("ids", nargs=-1, type=int)
+    @click.option("--sku", "skus", multiple=True, help="Pending suggestions of this SKU (repeatable).")
+    @click.option("--all", "everything", is_flag=True, help="Every pending suggestion.")
+    @_by_option
+    @json_option
+    @pass_app
+    def decide(
+        app: App, ids: tuple[int, ...], skus: tuple[str, ...], everything: bool, by: str | None, as_json: bool
+    ) -> None:
+        _decide(app, status, ids, skus, everything, by, as_json)
+
+    decide.__doc__ = f"{verb} pending suggestions: ID..., --sku SKU or --all."
+    cli.command(name)(decide)
 
 
-@cli.command("reject")
-@click.argument("ids", nargs=-1, type=int)
-@click.option("--sku", "skus", multiple=True, help="Pending suggestions of this SKU (repeatable).")
-@click.option("--all", "everything", is_flag=True, help="Every pending suggestion.")
-@_by_option
-@json_option
-@pass_app
-def reject_command(
-    app: App, ids: tuple[int, ...], skus: tuple[str, ...], everything: bool, by: str | None, as_json: bool
-) -> None:
-    """Reject pending suggestions: ID..., --sku SKU or --all."""
-    _decide(app, "rejected", ids, skus, everything, by, as_json)
+_decision_command("approve", "approved", "Approve")
+_decision_command("reject", "rejected", "Reject")
 
 
 @cli.command("apply")

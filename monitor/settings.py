@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -229,7 +229,7 @@ class SchedulerSettings(Section):
     )
 
 
-ALERT_CONDITIONS = (
+AlertCondition = Literal[
     "undercut",
     "price_drop",
     "price_rise",
@@ -238,7 +238,8 @@ ALERT_CONDITIONS = (
     "out_of_stock",
     "new_suggestion",
     "scrape_failing",
-)
+]
+ALERT_CONDITIONS: tuple[str, ...] = get_args(AlertCondition)
 CHANNEL_TYPES = ("webhook", "email", "apprise")
 
 
@@ -334,16 +335,7 @@ class AlertRule(Section):
     name: str = Field(
         ..., min_length=1, max_length=100, description="Unique name of the rule (also for `alerts test`)."
     )
-    condition: Literal[
-        "undercut",
-        "price_drop",
-        "price_rise",
-        "all_time_low",
-        "back_in_stock",
-        "out_of_stock",
-        "new_suggestion",
-        "scrape_failing",
-    ] = Field(..., description="What fires the rule: " + ", ".join(ALERT_CONDITIONS) + ".")
+    condition: AlertCondition = Field(..., description="What fires the rule: " + ", ".join(ALERT_CONDITIONS) + ".")
     channels: tuple[str, ...] = Field(..., min_length=1, description="Names of the [[alerting.channels]] to notify.")
     enabled: bool = Field(True, description="Set to false to keep the rule but stop evaluating it.")
     competitors: tuple[str, ...] = Field((), description="Only these competitors (default: all).")

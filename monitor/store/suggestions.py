@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import Select, and_, insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError, PricemonError
@@ -94,15 +94,12 @@ def latest_offers(session: Session, *, skus: Sequence[str] = (), chunk: int = 50
         yield current
 
 
-def read_history(store: Store, product_id: int, since: datetime | None) -> list[tuple[Any, ...]]:
-    """One product's competitor history, oldest first, in its own short session (so a strategy
-    running in a worker thread never shares the engine's session).
-
-    Rows: (competitor, price, currency, in_stock, observed_at, last_seen_at, suspicious).
-    """
-    query = (
+def _history_query(product_id: int, since: datetime | None, *, with_url: bool = False) -> Select[Any]:
+    """One product's competitor history rows, oldest first, still in force at or after `since`."""
+    query: Select[Any] = (
         select(
             Competitor.name,
+            *([Listing.url] if with_url else []),
             PriceHistory.price,
             PriceHistory.currency,
             PriceHistory.in_stock,
@@ -117,8 +114,17 @@ def read_history(store: Store, product_id: int, since: datetime | None) -> list[
     )
     if since is not None:
         query = query.where(PriceHistory.last_seen_at >= since)
+    return query
+
+
+def read_history(store: Store, product_id: int, since: datetime | None) -> list[tuple[Any, ...]]:
+    """One product's competitor history, oldest first, in its own short session (so a strategy
+    running in a worker thread never shares the engine's session).
+
+    Rows: (competitor, price, currency, in_stock, observed_at, last_seen_at, suspicious).
+    """
     with store.session() as session:
-        return [tuple(row) for row in session.execute(query)]
+        return [tuple(row) for row in session.execute(_history_query(product_id, since))]
 
 
 def save_suggestions(
@@ -373,20 +379,5 @@ def backtest_rows(
     # Materialised: the history query below is per product, and SQLite cannot interleave two
     # streamed queries on one connection safely.
     for product in list(products):
-        rows = session.execute(
-            select(
-                Competitor.name,
-                Listing.url,
-                PriceHistory.price,
-                PriceHistory.currency,
-                PriceHistory.in_stock,
-                PriceHistory.observed_at,
-                PriceHistory.last_seen_at,
-                PriceHistory.suspicious,
-            )
-            .join(Listing, Listing.id == PriceHistory.listing_id)
-            .join(Competitor, Competitor.id == Listing.competitor_id)
-            .where(Listing.product_id == product.id, PriceHistory.last_seen_at >= since)
-            .order_by(PriceHistory.observed_at, PriceHistory.id)
-        )
+        rows = session.execute(_history_query(product.id, since, with_url=True))
         yield product, [tuple(r) for r in rows]
