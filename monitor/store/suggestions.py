@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import Select, and_, insert, select, update
 from sqlalchemy.orm import Session
@@ -94,9 +94,9 @@ def latest_offers(session: Session, *, skus: Sequence[str] = (), chunk: int = 50
         yield current
 
 
-def _history_query(product_id: int, since: datetime | None, *, with_url: bool = False) -> Select[Any]:
+def _history_query(product_id: int, since: datetime | None, *, with_url: bool = False) -> Select[Unpack[tuple[Any, ...]]]:
     """One product's competitor history rows, oldest first, still in force at or after `since`."""
-    query: Select[Any] = (
+    query = (
         select(
             Competitor.name,
             *([Listing.url] if with_url else []),
