@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, and_, insert, select, update
 from sqlalchemy.orm import Session
@@ -94,7 +94,7 @@ def latest_offers(session: Session, *, skus: Sequence[str] = (), chunk: int = 50
         yield current
 
 
-def _history_query(product_id: int, since: datetime | None, *, with_url: bool = False) -> Select[Unpack[tuple[Any, ...]]]:
+def _history_query(product_id: int, since: datetime | None, *, with_url: bool = False) -> Select[*tuple[Any, ...]]:
     """One product's competitor history rows, oldest first, still in force at or after `since`."""
     query = (
         select(
@@ -234,8 +234,9 @@ def decide(
         missing = [s for s in skus if s not in known]
         if missing:
             raise NotFoundError(f"no product with SKU {missing[0]!r}")
-        chosen.update(session.scalars(pending.join(Product, Product.id == Suggestion.product_id).where(
-            Product.sku.in_(skus))))
+        chosen.update(
+            session.scalars(pending.join(Product, Product.id == Suggestion.product_id).where(Product.sku.in_(skus)))
+        )
     if everything:
         chosen.update(session.scalars(pending))
     count = 0
@@ -275,7 +276,10 @@ def apply_approved(
             suggestion.status, suggestion.decided_at, suggestion.decided_by = "superseded", when, by
             logger.warning(
                 "suggestion %d for %s not applied: the price is now %s, it was %s when suggested",
-                suggestion.id, product.sku, format_amount(product.price), format_amount(suggestion.current_price),
+                suggestion.id,
+                product.sku,
+                format_amount(product.price),
+                format_amount(suggestion.current_price),
             )
             continue
         old = product.price
@@ -361,9 +365,11 @@ def feed_state_counts(session: Session) -> dict[str, int]:
 
 def price_feed_rows(session: Session) -> Iterator[tuple[str, Decimal, str, datetime]]:
     """(sku, price, currency, updated_at) of every active product, streamed, by SKU."""
-    query = select(Product.sku, Product.price, Product.currency, Product.updated_at).where(
-        Product.active.is_(True)
-    ).order_by(Product.sku)
+    query = (
+        select(Product.sku, Product.price, Product.currency, Product.updated_at)
+        .where(Product.active.is_(True))
+        .order_by(Product.sku)
+    )
     for row in session.execute(query.execution_options(yield_per=5000)):
         yield row[0], row[1], row[2], row[3]
 
