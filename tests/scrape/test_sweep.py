@@ -246,7 +246,9 @@ def test_run_sweep_in_worker_processes_with_progress_and_stop(tmp_path, shop, pr
         shop.pages[f"/p/{i}"] = jsonld_page(f"{10 + i}.00")
         listings.append((f"S{i:03d}", names[i % 3], shop.url(f"/p/{i}")))
     config = write_config(
-        SCRAPE.replace("batch_size = 4", "batch_size = 50\nworkers = 2")
+        # A generous timeout: this test is about sharding and progress, not slow pages, and a busy
+        # machine must not turn a page into a timeout.
+        SCRAPE.replace("batch_size = 4", "batch_size = 50\nworkers = 2").replace('timeout = "1s"', 'timeout = "20s"')
         + "".join(competitor_block(n, shop) for n in names)
     )
     pricemon = pricemon_cli(config, sqlite_url)
