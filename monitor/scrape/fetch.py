@@ -152,8 +152,17 @@ class Fetcher:
 
     async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Page:
         """Fetch `url` with retries (exponential backoff with jitter) on transient failures."""
-        page: Page = await self._retrying()(self._fetch_once, url, etag, last_modified)
-        return page
+        page = await self._fetch_once(url, etag, last_modified)
+        if not page.retryable or not self.scrape.retries:
+            return page  # the common case stays off the retry machinery (~50 µs a call)
+        first: list[Page] = [page]
+
+        async def attempt() -> Page:
+            # Attempt 1 is the failure already in hand; the policy's wait comes before attempt 2.
+            return first.pop() if first else await self._fetch_once(url, etag, last_modified)
+
+        retried: Page = await self._retrying()(attempt)
+        return retried
 
     def _retrying(self) -> AsyncRetrying:
         """Retries of one request: transient failures only, backing off exponentially with full
