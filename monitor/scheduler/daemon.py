@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -34,11 +34,14 @@ from monitor.settings import Competitor, Settings, redact_url
 from monitor.store.database import Store, open_store
 from monitor.store.models import utcnow
 
+if TYPE_CHECKING:
+    from monitor.scrape.sweep import SweepSummary
+
 logger = logging.getLogger(__name__)
 
 SweepFunction = Callable[..., Any]
 SettingsLoader = Callable[[], Settings]
-SweepHook = Callable[[Any], None]
+SweepHook = Callable[["SweepSummary"], None]
 
 #: errors that mean "the database is unavailable right now": retried with backoff, never fatal
 DATABASE_OUTAGES: tuple[type[BaseException], ...] = (DatabaseError, OperationalError, PoolTimeoutError)
@@ -339,7 +342,7 @@ class Daemon:
         else:
             self._scheduler.reschedule_job("alerts", trigger=trigger)
 
-    def _alert_after_sweep(self, summary: Any) -> None:
+    def _alert_after_sweep(self, summary: SweepSummary) -> None:
         if self.settings.alerts and self._store is not None and summary.run_id is not None:
             from monitor.alerts import after_sweep
 
@@ -414,25 +417,24 @@ class Daemon:
             self._sweep_done(name, summary, time.monotonic() - started)
             return
 
-    def _sweep_done(self, name: str, summary: Any, seconds: float) -> None:
-        counts = dict(getattr(summary, "competitors", {}).get(name, {}))
-        status = getattr(summary, "status", "finished")
+    def _sweep_done(self, name: str, summary: SweepSummary, seconds: float) -> None:
+        counts = dict(summary.competitors.get(name, {}))
         logger.info(
             "competitor %s: sweep %s: %s checked, %s changed, %s failed in %.1fs",
             name,
-            status,
-            getattr(summary, "checked", "?"),
-            getattr(summary, "changed", "?"),
-            getattr(summary, "failed", "?"),
+            summary.status,
+            summary.checked,
+            summary.changed,
+            summary.failed,
             seconds,
-            extra={"competitor": name, "run_id": getattr(summary, "run_id", None), "counts": counts},
+            extra={"competitor": name, "run_id": summary.run_id, "counts": counts},
         )
         if self.metrics is not None:
-            self.metrics.record_sweep(name, status, float(getattr(summary, "seconds", seconds)), counts)
+            self.metrics.record_sweep(name, summary.status, summary.seconds, counts)
         self.after_sweep(summary)
         self._update_freshness()
 
-    def after_sweep(self, summary: Any) -> None:
+    def after_sweep(self, summary: SweepSummary) -> None:
         """Called after every sweep with its `SweepSummary`: alerting hooks in here."""
         for hook in list(self.after_sweep_hooks):
             try:

@@ -15,6 +15,7 @@ import pytest
 
 from monitor.errors import DatabaseError
 from monitor.scheduler import Daemon
+from monitor.scrape.sweep import SweepSummary
 from monitor.settings import Settings, load_settings
 from tests.conftest import Pricemon
 
@@ -38,7 +39,7 @@ class Recorder:
             raise DatabaseError("database is locked")
         self.calls.append(tuple(competitors))
         self.swept.set()
-        return None
+        return SweepSummary(None, "finished", 0.0, {}, checked=0, changed=0, failed=0)
 
 
 @pytest.fixture
