@@ -294,7 +294,13 @@ def test_sigterm_gives_up_after_the_grace_period_and_still_exits_0(
     config = write_config(config_text(db, competitor_block("alpha", shop), grace_period="1s"))
     seed(pricemon_cli, config, tmp_path, shop, {"alpha": ["K1", "K2"]})
     daemon = start_daemon(config)
-    wait_for(lambda: observed(db) == 2, "the first sweep", daemon=daemon)
+    # Wait for the first sweep to be closed, not just for its batch: a lock taken between the two
+    # would strand that sweep too, and this test is about the one SIGTERM finds in flight.
+    wait_for(
+        lambda: observed(db) == 2 and query(db, "SELECT count(*) FROM scrape_runs WHERE finished_at IS NOT NULL")[0][0],
+        "the first sweep to finish",
+        daemon=daemon,
+    )
 
     lock = sqlite3.connect(db, isolation_level=None, timeout=30)
     try:
@@ -307,6 +313,10 @@ def test_sigterm_gives_up_after_the_grace_period_and_still_exits_0(
         lock.execute("ROLLBACK")
         lock.close()
     assert "grace period of 1s over; abandoning sweeps still running: alpha" in daemon.log
+    # A sweep abandoned while the database was locked could not close its run; the next start does.
+    again = start_daemon(config)
+    wait_for(lambda: "daemon started" in again.log, "the daemon to start again", daemon=again)
+    assert again.stop() == 0
     assert_history_consistent(db)
 
 
