@@ -96,9 +96,12 @@ _LABEL_ALIASES = {
 }
 
 
-def _decode(body: bytes, encoding: str | None) -> str:
+def _utf8_or_decoded(body: bytes, encoding: str | None) -> bytes | str:
+    """The page as lexbor should get it: its own bytes when they are (meant to be) UTF-8, which
+    lexbor reads directly (invalid sequences become U+FFFD, as a decode with "replace" would),
+    else the text decoded from the charset the page declares."""
     if body.startswith(codecs.BOM_UTF8):
-        return body[3:].decode("utf-8", errors="replace")
+        return body[3:]
     if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return body.decode("utf-16", errors="replace")
     labels: list[str] = []
@@ -110,11 +113,11 @@ def _decode(body: bytes, encoding: str | None) -> str:
     for label in labels:
         label = _LABEL_ALIASES.get(label.strip().lower(), label.strip())
         try:
-            codecs.lookup(label)
+            name = codecs.lookup(label).name
         except LookupError:
             continue
-        return body.decode(label, errors="replace")
-    return body.decode("utf-8", errors="replace")
+        return body if name == "utf-8" else body.decode(label, errors="replace")
+    return body
 
 
 # --------------------------------------------------------------------------------------------
@@ -684,7 +687,8 @@ def _read_selector(tree: LexborHTMLParser, rules: ExtractionRules) -> tuple[list
 
 
 class _PageText:
-    """The page's visible body text, built at most once and only if a ``text:`` rule needs it."""
+    """The page's visible body text in lower case, built at most once and only if a ``text:`` rule
+    needs it."""
 
     def __init__(self, tree: LexborHTMLParser) -> None:
         self.tree = tree
@@ -698,17 +702,19 @@ class _PageText:
             else:
                 # runs after everything else has read the tree, so removing these is harmless
                 body.strip_tags(["script", "style", "noscript", "template"])
-                self.value = body.text(deep=True, separator=" ")
+                self.value = body.text(deep=True, separator=" ").lower()
         return self.value
 
 
 @functools.lru_cache(maxsize=256)
 def _text_pattern(pattern: str) -> re.Pattern[str] | None:
-    # Matching words separated by any whitespace spares normalising the whole page text.
-    words = pattern.split()
+    # Words separated by any whitespace spare normalising the whole page text, and matching lower
+    # case against the lower-cased text lets the regex engine scan for the first word at C speed
+    # (re.IGNORECASE tries a match at every character: about 5x slower on a 10 KB page).
+    words = pattern.lower().split()
     if not words:
         return None
-    return re.compile(r"\s+".join(re.escape(word) for word in words), re.IGNORECASE)
+    return re.compile(r"\s+".join(re.escape(word) for word in words))
 
 
 def _rule_matches(rule: str | None, tree: LexborHTMLParser, page_text: _PageText) -> bool:
@@ -762,6 +768,32 @@ def _invalid(message: str) -> Extraction:
     return Extraction(INVALID_CONTENT, None, None, None, None, (), None, None, message)
 
 
+@dataclass(frozen=True, slots=True)
+class _Markers:
+    """Substrings that tell whether a page can hold each kind of markup, as bytes and as str:
+    UTF-8 pages are searched as bytes, which is several times faster than searching text that
+    holds a non-ASCII character."""
+
+    nul: Any
+    jsonld: tuple[Any, ...]
+    microdata: Any
+    opengraph: tuple[Any, ...]
+
+
+_TEXT_MARKERS = _Markers(
+    nul="\x00",
+    jsonld=("ld+json", "LD+JSON"),
+    microdata="itemscope",
+    opengraph=("product:", "og:price", "og:availability"),
+)
+_BYTE_MARKERS = _Markers(
+    nul=b"\x00",
+    jsonld=tuple(m.encode() for m in _TEXT_MARKERS.jsonld),
+    microdata=_TEXT_MARKERS.microdata.encode(),
+    opengraph=tuple(m.encode() for m in _TEXT_MARKERS.opengraph),
+)
+
+
 def extract(
     body: str | bytes, rules: ExtractionRules = ExtractionRules(), *, encoding: str | None = None
 ) -> Extraction:
@@ -781,20 +813,22 @@ def extract(
     Discontinued, and also PreOrder, PreSale and BackOrder (the item cannot be had now) are
     not. Anything else leaves ``in_stock`` None.
     """
+    html: bytes | str
     if isinstance(body, bytes | bytearray | memoryview):
-        html = _decode(bytes(body), encoding)
+        html = _utf8_or_decoded(bytes(body), encoding)
     elif isinstance(body, str):
         html = body
     else:
         raise TypeError(f"body must be str or bytes, not {type(body).__name__}")
-    if "\x00" in html[:1024]:
+    markers = _BYTE_MARKERS if isinstance(html, bytes) else _TEXT_MARKERS
+    if markers.nul in html[:1024]:
         return _invalid("body is not HTML or text (NUL bytes near the start)")
     if not html.strip():
         return Extraction(NOT_FOUND, None, None, None, None, (), None, None, "empty page")
     try:
         tree = LexborHTMLParser(html)
     except UnicodeEncodeError:  # lone surrogates in a str body
-        tree = LexborHTMLParser(html.encode("utf-8", errors="replace"))
+        tree = LexborHTMLParser(html.encode("utf-8", errors="replace"))  # type: ignore[union-attr]
 
     selector_found: list[_Found] = []
     selector_note = ""
@@ -803,11 +837,11 @@ def extract(
 
     structured = _new_structured()
     # substring checks cost microseconds and spare a full-tree query on pages without that format
-    if "ld+json" in html or "LD+JSON" in html:
+    if any(marker in html for marker in markers.jsonld):
         _read_jsonld(tree, structured, rules)
-    if "itemscope" in html:
+    if markers.microdata in html:
         _read_microdata(tree, structured, rules)
-    if "product:" in html or "og:price" in html or "og:availability" in html:
+    if any(marker in html for marker in markers.opengraph):
         _read_opengraph(tree, structured, rules)
 
     page_text = _PageText(tree)

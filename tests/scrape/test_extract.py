@@ -324,6 +324,15 @@ def test_declared_encoding_wins_over_meta_and_unknown_labels_fall_back() -> None
     assert_ok(result, "4.20", "EUR", "selector")  # undecodable € replaced, default currency used
 
 
+def test_utf8_bytes_with_a_stray_invalid_byte_still_read() -> None:
+    # UTF-8 pages go to the parser as bytes; a broken sequence must cost that character only.
+    body = '<p class="p">Preis 1.299,00 €</p><p class="n">Caf\xe9 — SOLD\n   out</p>'.encode()
+    body = body.replace(b"Caf\xc3\xa9", b"Caf\xe9")
+    result = extract(body, ExtractionRules(price=".p", decimal_separator=",", out_of_stock="text:Sold Out"))
+    assert_ok(result, "1299.00", "EUR", "selector")
+    assert result.in_stock is False  # the text rule ignores case and line breaks
+
+
 def test_malformed_html_and_odd_inputs_never_raise() -> None:
     for body in [
         b"",
