@@ -1,7 +1,9 @@
 """Running one benchmark step as a child process and measuring it: wall seconds and peak RSS of its tree.
 
 The peak is the largest sum of resident memory over the child and all its descendants, sampled by
-psutil every 50 ms, so worker processes a sweep forks are counted too.
+psutil every 50 ms, so worker processes a sweep forks are counted too. Listing the descendants scans
+every process on the machine (about 3 ms), so the list is refreshed only every second; the
+measured run and the meter share 2 cores, and the meter must not take CPU the sweep would use.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import psutil
 logger = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 0.05
+#: how often the list of descendants is rebuilt (a sweep starts its workers once, at the start)
+MEMBERS_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,18 @@ class MeasuredRun:
         return self.peak_rss_bytes / 1024 / 1024
 
 
-def tree_rss(process: psutil.Process) -> int:
-    total = 0
+def tree_members(process: psutil.Process) -> list[psutil.Process]:
     try:
-        members = [process, *process.children(recursive=True)]
+        return [process, *process.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return []
+
+
+def tree_rss(process: psutil.Process, members: list[psutil.Process] | None = None) -> int:
+    """Resident memory of `process` and its descendants (or of `members`, a list taken earlier)."""
+    total = 0
+    if members is None:
+        members = tree_members(process)
     for member in members:
         try:
             total += member.memory_info().rss
@@ -73,8 +83,12 @@ def run_measured(
                 watched = psutil.Process(child.pid)
             except psutil.Error:
                 return
+            members: list[psutil.Process] = []
+            listed = float("-inf")
             while not done.is_set():
-                peak = max(peak, tree_rss(watched))
+                if time.monotonic() - listed >= MEMBERS_INTERVAL_S:
+                    members, listed = tree_members(watched), time.monotonic()
+                peak = max(peak, tree_rss(watched, members))
                 done.wait(SAMPLE_INTERVAL_S)
 
         sampler = threading.Thread(target=sample, daemon=True)
