@@ -9,55 +9,28 @@ such thing becomes an outcome with a short message.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
-import ssl
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_random_exponential
 
 from monitor.scrape.extract import Extraction, ExtractionRules, extract
 from monitor.scrape.politeness import RobotsRules, Slot, parse_retry_after
+from monitor.scrape.transport import PageResponse, PageTransport, TransportFailure, default_transport
 from monitor.settings import Competitor, ScrapeSettings
 from monitor.store.history import CheckResult
 from monitor.store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
-#: builds the transport of one competitor's client from its proxy URL (None: direct)
-TransportFactory = Callable[[str | None], httpx.AsyncBaseTransport]
-
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # What a product page may be; a missing Content-Type is let through to the parser, which
 # recognises binary bodies by itself.
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
-
-
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    # Building one costs ~50 ms (it loads the CA bundle); a sweep has one client per competitor.
-    return httpx.create_ssl_context()
-
-
-def default_transport(proxy: str | None, max_connections: int = 512) -> httpx.AsyncBaseTransport:
-    """The production transport: aiohttp under httpx (measured ~2x httpx's own pool on loopback).
-
-    Proxied competitors use httpx's own transport, whose proxy support is the reference one.
-    """
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    if proxy:
-        return httpx.AsyncHTTPTransport(proxy=proxy, limits=limits, verify=_ssl_context())
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:  # optional speed-up; httpx alone works, only slower
-        return httpx.AsyncHTTPTransport(limits=limits, verify=_ssl_context())
-    return AiohttpTransport(limits=limits, verify=_ssl_context())
 
 
 def extraction_rules(competitor: Competitor) -> ExtractionRules:
@@ -101,7 +74,7 @@ def _short(exc: BaseException) -> str:
 
 
 class Fetcher:
-    """Fetches pages of one competitor: its client (headers, user agent, proxy), its slot and its
+    """Fetches pages of one competitor: its transport (headers, user agent, proxy), its slot and its
     robots.txt rules. One per competitor per worker; close it with `aclose()`."""
 
     def __init__(
@@ -109,7 +82,7 @@ class Fetcher:
         competitor: Competitor,
         scrape: ScrapeSettings,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: PageTransport | None = None,
     ) -> None:
         self.competitor = competitor
         self.scrape = scrape
@@ -122,11 +95,9 @@ class Fetcher:
         }
         headers.update(competitor.headers)
         self.headers = headers
-        # Requests go straight to the transport: redirects are ours anyway, pricemon keeps no
-        # cookies, and skipping AsyncClient's layers (auth, redirects, cookie jar) took ~30% off
-        # the cost of a fetch in profiles. The transport is still the seam tests plug into.
+        # Redirects are followed here, hop by hop, and pricemon keeps no cookies: a transport only
+        # sends one GET (monitor.scrape.transport says why it is not an httpx client).
         self.transport = transport or default_transport(competitor.proxy, scrape.max_connections)
-        self._timeouts = {"connect": self.timeout, "read": self.timeout, "write": self.timeout, "pool": self.timeout}
         self.slot = Slot(
             competitor.name,
             max_concurrency=competitor.max_concurrency,
@@ -216,40 +187,38 @@ class Fetcher:
             status: int | None = None
             retry_after: float | None = None
             try:
+                # The transport bounds connecting and each read; this bounds the whole answer,
+                # so a body that trickles in cannot hold a slot for ever.
                 async with asyncio.timeout(self.timeout):
-                    request = httpx.Request(
-                        "GET",
-                        url,
-                        headers={**self.headers, **headers} if headers else self.headers,
-                        extensions={"timeout": self._timeouts},
+                    response = await self.transport.get(
+                        url, {**self.headers, **headers} if headers else self.headers, self.timeout
                     )
-                    response = await self.transport.handle_async_request(request)
                     try:
-                        status = response.status_code
-                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                        status = response.status
+                        retry_after = parse_retry_after(response.header("Retry-After"))
                         return await self._read(url, response, retry_after)
                     finally:
                         await response.aclose()
-            except (TimeoutError, httpx.TimeoutException) as exc:
-                # httpx-aiohttp reports refused connections as ConnectTimeout; keep its words.
-                detail = _short(exc) if isinstance(exc, httpx.TimeoutException) and str(exc) else ""
-                message = f"no answer within {self.timeout:g}s" + (f" ({detail})" if detail else "")
-                return Page("timeout", url, error=message, retryable=True)
-            except httpx.TransportError as exc:
-                return Page("http_error", url, error=f"connection failed: {_short(exc)}", retryable=True)
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                return Page("http_error", url, error=f"request failed: {_short(exc)}")
-            except Exception as exc:  # what a transport lets through untranslated (e.g. aiohttp errors)
-                return Page("http_error", url, error=f"request failed: {type(exc).__name__}: {_short(exc)}")
+            except TimeoutError:
+                return Page("timeout", url, status, error=f"no answer within {self.timeout:g}s", retryable=True)
+            except TransportFailure as failure:
+                if failure.kind == "timeout":
+                    message = f"no answer within {self.timeout:g}s ({failure})"
+                    return Page("timeout", url, status, error=message, retryable=True)
+                outcome = "invalid_content" if failure.kind == "body" else "http_error"
+                return Page(outcome, url, status, error=str(failure), retryable=failure.retryable)
+            except Exception as exc:  # a transport bug must cost one page, not the sweep
+                logger.exception("fetching %s failed", url)
+                return Page("http_error", url, status, error=f"request failed: {type(exc).__name__}: {_short(exc)}")
             finally:
                 self.slot.observe(status, loop.time() - started, retry_after)
 
-    async def _read(self, url: str, response: httpx.Response, retry_after: float | None) -> Page:
-        status = response.status_code
-        etag = response.headers.get("ETag")
-        last_modified = response.headers.get("Last-Modified")
+    async def _read(self, url: str, response: PageResponse, retry_after: float | None) -> Page:
+        status = response.status
+        etag = response.header("ETag")
+        last_modified = response.header("Last-Modified")
         if status in REDIRECTS:
-            location = response.headers.get("Location")
+            location = response.header("Location")
             if not location:
                 return Page("http_error", url, status, error=f"HTTP {status} redirect without Location")
             return Page("redirect", urljoin(url, location.strip()), status)
@@ -267,29 +236,22 @@ class Fetcher:
                 retryable=status in RETRY_STATUSES or status >= 500,
                 retry_after=retry_after,
             )
-        content_type = response.headers.get("Content-Type", "")
+        content_type = response.header("Content-Type") or ""
         media = content_type.split(";")[0].strip().lower()
         if media and media not in PAGE_TYPES:
             return Page("invalid_content", url, status, error=f"not a web page: Content-Type {media[:80]}")
         cap = self.scrape.max_body_bytes
-        declared = response.headers.get("Content-Length", "")
+        declared = response.header("Content-Length") or ""
         if declared.isdigit() and int(declared) > cap:
             return Page("invalid_content", url, status, error=f"body of {declared} bytes exceeds {cap} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    return Page("invalid_content", url, status, error=f"body exceeds {cap} bytes")
-                chunks.append(chunk)
-        except httpx.DecodingError as exc:
-            return Page("invalid_content", url, status, error=f"undecodable body: {_short(exc)}")
+        body = await response.read(cap)
+        if body is None:
+            return Page("invalid_content", url, status, error=f"body exceeds {cap} bytes")
         return Page(
             "ok",
             url,
             status,
-            body=b"".join(chunks),
+            body=body,
             encoding=_charset(content_type),
             etag=etag,
             last_modified=last_modified,

@@ -69,7 +69,9 @@ Route = Callable[[BaseHTTPRequestHandler], Reply]
 
 class Shop:
     """One HTTP server. `pages[path]` is a Reply or a callable(handler) -> Reply; pages that are a
-    plain str get an ETag and answer If-None-Match with 304."""
+    plain str get an ETag and answer If-None-Match with 304. It also answers as a forward proxy:
+    a request for an absolute URL (`GET http://any.host/path`) is served from `pages[path]` and
+    counted in `proxied`."""
 
     def __init__(self) -> None:
         self.pages: dict[str, Reply | str | Route] = {
@@ -77,6 +79,7 @@ class Shop:
         }
         self.hits: Counter[str] = Counter()
         self.user_agents: list[str] = []
+        self.proxied: list[str] = []
         self.lock = threading.Lock()
         shop = self
 
@@ -88,6 +91,10 @@ class Shop:
 
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
+                if path.startswith(("http://", "https://")):
+                    with shop.lock:
+                        shop.proxied.append(path)
+                    path = "/" + path.split("://", 1)[1].partition("/")[2]
                 with shop.lock:
                     shop.hits[path] += 1
                     shop.user_agents.append(self.headers.get("User-Agent", ""))
