@@ -54,6 +54,9 @@ def test_runner_end_to_end_on_sqlite(bench_cache: Path, tmp_path: Path) -> None:
     assert steps["scrape (full sweep)"]["history_rows_added"] == 180
     assert steps["scrape (unchanged)"]["history_rows_added"] == 0
     assert data["scrapy_accuracy_ratio"] == 1.0
+    if Path("/dev/shm").is_dir():  # pages served from a tmpfs copy, removed afterwards
+        assert data["served_from"].startswith("memory (a copy in /dev/shm/"), data["served_from"]
+        assert not Path(data["served_from"].split()[4].rstrip(",")).exists()
     section = results.read_text()
     assert "3 shops x 60 products = 180 pages" in section
     assert "PASS" in section or "MISS" in section
