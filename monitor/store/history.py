@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.store.models import Listing, PriceHistory
@@ -110,10 +111,21 @@ def record_checks(
     ).all()
     latest_id = {row.id: row.latest_history_id for row in listing_rows}
     failures = {row.id: row.consecutive_failures for row in listing_rows}
-    history_ids = [h for h in latest_id.values() if h is not None]
-    latest: dict[int, PriceHistory] = {}
-    if history_ids:
-        for row in session.scalars(select(PriceHistory).where(PriceHistory.id.in_(history_ids))):
+    # Only a page that was read needs its listing's latest state to compare with; a 304 or an
+    # unchanged body only needs to know which row it saw again (most checks, on a quiet day).
+    compared = [latest_id[r.listing_id] for r in results if r.outcome == "observed" and latest_id.get(r.listing_id)]
+    latest: dict[int, Row[int, int, Decimal | None, str | None, bool | None, bool]] = {}
+    if compared:
+        for row in session.execute(
+            select(
+                PriceHistory.id,
+                PriceHistory.listing_id,
+                PriceHistory.price,
+                PriceHistory.currency,
+                PriceHistory.in_stock,
+                PriceHistory.suspicious,
+            ).where(PriceHistory.id.in_(compared))
+        ):
             latest[row.listing_id] = row
 
     seen_updates: list[dict[str, object]] = []  # same state seen again: move last_seen_at
@@ -126,12 +138,14 @@ def record_checks(
         if result.listing_id not in latest_id:
             continue  # deleted while it was being checked
         outcome = result.outcome
-        previous = latest.get(result.listing_id)
-        if outcome in ("not_modified", "unchanged") and previous is None:
-            outcome = "not_found"  # nothing recorded yet to be unchanged from; should not happen
-        if outcome in ("not_modified", "unchanged") and previous is not None:
-            seen_updates.append({"id": previous.id, "last_seen_at": result.checked_at})
+        if outcome in ("not_modified", "unchanged"):
+            seen = latest_id[result.listing_id]
+            if seen is None:
+                outcome = "not_found"  # nothing recorded yet to be unchanged from; should not happen
+            else:
+                seen_updates.append({"b_id": seen, "last_seen_at": result.checked_at})
         elif outcome == "observed":
+            previous = latest.get(result.listing_id)
             same = (
                 previous is not None
                 and previous.price == result.price
@@ -140,7 +154,9 @@ def record_checks(
             )
             if same and previous is not None:
                 if previous.suspicious:
-                    confirmations.append({"id": previous.id, "last_seen_at": result.checked_at, "run_id": run_id})
+                    confirmations.append(
+                        {"b_id": previous.id, "last_seen_at": result.checked_at, "run_id": run_id, "suspicious": False}
+                    )
                     outcome = "changed"
                     # The state before the suspicious row is not at hand here; whoever needs it
                     # (alerts) reads it from the history.
@@ -156,7 +172,7 @@ def record_checks(
                         )
                     )
                 else:
-                    seen_updates.append({"id": previous.id, "last_seen_at": result.checked_at})
+                    seen_updates.append({"b_id": previous.id, "last_seen_at": result.checked_at})
                     outcome = "unchanged"
             else:
                 suspicious = (
@@ -182,7 +198,7 @@ def record_checks(
 
         success = outcome in SUCCESS_OUTCOMES
         update_row: dict[str, object] = {
-            "id": result.listing_id,
+            "b_id": result.listing_id,
             "last_checked_at": result.checked_at,
             "next_check_at": result.checked_at + interval,
             "last_outcome": outcome,
@@ -199,13 +215,12 @@ def record_checks(
         listing_updates[result.listing_id] = update_row
         outcomes[outcome] += 1
 
+    # Core executemany throughout: the ORM's bulk UPDATE by primary key costs several times more
+    # Python per row, and a sweep stores every check. The SET clause is each group's keys.
     if seen_updates:
-        session.execute(update(PriceHistory), seen_updates)
+        _update_by_id(session, _HISTORY, seen_updates)
     if confirmations:
-        session.execute(
-            update(PriceHistory),
-            [{**c, "suspicious": False} for c in confirmations],
-        )
+        _update_by_id(session, _HISTORY, confirmations)
     if new_rows:
         inserted = session.scalars(
             insert(PriceHistory).returning(PriceHistory.id, sort_by_parameter_order=True), new_rows
@@ -225,10 +240,23 @@ def record_checks(
                         currency=new["currency"],  # type: ignore[arg-type]
                     )
                 )
-    # Executemany groups rows by their set of keys, so similar updates travel together.
-    if listing_updates:
-        session.execute(update(Listing), list(listing_updates.values()))
+    _update_by_id(session, _LISTINGS, list(listing_updates.values()))
     return RecordResult(outcomes, changes, rows_inserted=len(new_rows))
+
+
+_HISTORY = cast(Table, PriceHistory.__table__)
+_LISTINGS = cast(Table, Listing.__table__)
+
+
+def _update_by_id(session: Session, table: Table, rows: list[dict[str, object]]) -> None:
+    """UPDATE rows by `b_id`, one executemany per set of columns (a failed check, for example,
+    leaves the validators alone)."""
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    connection = session.connection()
+    for group in groups.values():
+        connection.execute(update(table).where(table.c.id == bindparam("b_id")), group)
 
 
 def price_at(session: Session, listing_id: int, when: datetime) -> PriceHistory | None:
