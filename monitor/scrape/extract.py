@@ -389,9 +389,9 @@ def _found(amount: Decimal, currency: str | None, rules: ExtractionRules, method
     return _Found(amount, normalize_currency(rules.currency), False, method, source)
 
 
-def _read_jsonld(tree: LexborHTMLParser, out: _Structured, rules: ExtractionRules) -> None:
+def _read_jsonld(scripts: list[LexborNode], out: _Structured, rules: ExtractionRules) -> None:
     reader = _JsonLdReader(out, rules)
-    for script in tree.css('script[type="application/ld+json" i]'):
+    for script in scripts:
         raw = script.text(deep=True)
         if not raw or not raw.strip():
             continue
@@ -458,8 +458,8 @@ class _MicrodataScopes:
     navigation markup cost nothing; each item's verdict is remembered for its siblings.
     """
 
-    def __init__(self, tree: LexborHTMLParser) -> None:
-        self.scopes = {n.mem_id for n in tree.css("[itemscope]")}
+    def __init__(self, scopes: list[LexborNode]) -> None:
+        self.scopes = {n.mem_id for n in scopes}
         self.own: dict[int, bool] = {}
 
     def is_own(self, item: LexborNode) -> bool:
@@ -474,11 +474,13 @@ class _MicrodataScopes:
         return own
 
 
-def _read_microdata(tree: LexborHTMLParser, out: _Structured, rules: ExtractionRules) -> None:
+def _read_microdata(
+    tree: LexborHTMLParser, item_scopes: list[LexborNode], out: _Structured, rules: ExtractionRules
+) -> None:
     nodes = tree.css(_MICRODATA_QUERY)
     if not nodes:
         return
-    scopes = _MicrodataScopes(tree)
+    scopes = _MicrodataScopes(item_scopes)
     items: dict[int, _Item] = {}
     for node in nodes:
         owner = _owner(node, scopes.scopes)
@@ -554,11 +556,35 @@ def _read_microdata_item(item: _Item, out: _Structured, rules: ExtractionRules) 
 # OpenGraph / product meta tags
 
 _META_QUERY = 'meta[property^="product:"], meta[property^="og:"], meta[name^="product:"]'
+_JSONLD_QUERY = 'script[type="application/ld+json" i]'
+# Every element that can start structured data, in one walk of the tree: each walk costs about as
+# much (~50 us on a 30 KB page) as six substring searches of the raw page would.
+_STRUCTURED_QUERY = f"{_JSONLD_QUERY}, [itemscope], {_META_QUERY}"
 
 
-def _read_opengraph(tree: LexborHTMLParser, out: _Structured, rules: ExtractionRules) -> None:
+def _read_structured(tree: LexborHTMLParser, out: _Structured, rules: ExtractionRules) -> None:
+    """JSON-LD, microdata and OpenGraph: whatever the page has of them."""
+    scripts: list[LexborNode] = []
+    scopes: list[LexborNode] = []
+    metas: list[LexborNode] = []
+    for node in tree.css(_STRUCTURED_QUERY):
+        if "itemscope" in node.attributes:
+            scopes.append(node)
+        if node.tag == "script":
+            scripts.append(node)
+        elif node.tag == "meta":
+            metas.append(node)
+    if scripts:
+        _read_jsonld(scripts, out, rules)
+    if scopes:
+        _read_microdata(tree, scopes, out, rules)
+    if metas:
+        _read_opengraph(metas, out, rules)
+
+
+def _read_opengraph(metas: list[LexborNode], out: _Structured, rules: ExtractionRules) -> None:
     tags: dict[str, list[str]] = {}
-    for node in tree.css(_META_QUERY):
+    for node in metas:
         attrs = node.attributes
         key = (attrs.get("property") or attrs.get("name") or "").strip().lower()
         content = attrs.get("content")
@@ -768,32 +794,6 @@ def _invalid(message: str) -> Extraction:
     return Extraction(INVALID_CONTENT, None, None, None, None, (), None, None, message)
 
 
-@dataclass(frozen=True, slots=True)
-class _Markers:
-    """Substrings that tell whether a page can hold each kind of markup, as bytes and as str:
-    UTF-8 pages are searched as bytes, which is several times faster than searching text that
-    holds a non-ASCII character."""
-
-    nul: Any
-    jsonld: tuple[Any, ...]
-    microdata: Any
-    opengraph: tuple[Any, ...]
-
-
-_TEXT_MARKERS = _Markers(
-    nul="\x00",
-    jsonld=("ld+json", "LD+JSON"),
-    microdata="itemscope",
-    opengraph=("product:", "og:price", "og:availability"),
-)
-_BYTE_MARKERS = _Markers(
-    nul=b"\x00",
-    jsonld=tuple(m.encode() for m in _TEXT_MARKERS.jsonld),
-    microdata=_TEXT_MARKERS.microdata.encode(),
-    opengraph=tuple(m.encode() for m in _TEXT_MARKERS.opengraph),
-)
-
-
 def extract(
     body: str | bytes, rules: ExtractionRules = ExtractionRules(), *, encoding: str | None = None
 ) -> Extraction:
@@ -820,8 +820,7 @@ def extract(
         html = body
     else:
         raise TypeError(f"body must be str or bytes, not {type(body).__name__}")
-    markers = _BYTE_MARKERS if isinstance(html, bytes) else _TEXT_MARKERS
-    if markers.nul in html[:1024]:
+    if (b"\x00" in html[:1024]) if isinstance(html, bytes) else ("\x00" in html[:1024]):
         return _invalid("body is not HTML or text (NUL bytes near the start)")
     if not html.strip():
         return Extraction(NOT_FOUND, None, None, None, None, (), None, None, "empty page")
@@ -836,13 +835,7 @@ def extract(
         selector_found, selector_note = _read_selector(tree, rules)
 
     structured = _new_structured()
-    # substring checks cost microseconds and spare a full-tree query on pages without that format
-    if any(marker in html for marker in markers.jsonld):
-        _read_jsonld(tree, structured, rules)
-    if markers.microdata in html:
-        _read_microdata(tree, structured, rules)
-    if any(marker in html for marker in markers.opengraph):
-        _read_opengraph(tree, structured, rules)
+    _read_structured(tree, structured, rules)
 
     page_text = _PageText(tree)
     if _rule_matches(rules.out_of_stock, tree, page_text):
