@@ -9,6 +9,7 @@ measured run and the meter share 2 cores, and the meter must not take CPU the sw
 from __future__ import annotations
 
 import logging
+import resource
 import subprocess
 import tempfile
 import threading
@@ -36,6 +37,7 @@ class MeasuredRun:
     stderr: str
     seconds: float
     peak_rss_bytes: int
+    cpu_seconds: float = 0.0  # user + system of the child and every descendant it waited for
 
     @property
     def peak_rss_mb(self) -> float:
@@ -73,6 +75,7 @@ def run_measured(
     """Run `command` to completion, sampling its process tree's RSS; output is captured via files."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         child = subprocess.Popen(list(command), stdout=out, stderr=err, env=env, cwd=cwd)
         peak = 0
         done = threading.Event()
@@ -100,6 +103,8 @@ def run_measured(
             returncode = child.wait()
             logger.error("%s killed after %.0f s", command[0], timeout_s)
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         done.set()
         sampler.join()
         out.seek(0)
@@ -111,4 +116,5 @@ def run_measured(
             stderr=err.read().decode("utf-8", errors="replace"),
             seconds=seconds,
             peak_rss_bytes=peak,
+            cpu_seconds=cpu,
         )

@@ -68,6 +68,7 @@ class Step:
     returncode: int
     peak_rss_mb: float
     pages: int | None = None
+    cpu_seconds: float = 0.0
     history_rows_added: int | None = None
     output: Any = None
     error: str | None = None
@@ -197,6 +198,7 @@ def _step_from(name: str, measured: MeasuredRun, *, pages: int | None) -> Step:
         returncode=measured.returncode,
         peak_rss_mb=measured.peak_rss_mb,
         pages=pages,
+        cpu_seconds=measured.cpu_seconds,
     )
     if measured.returncode != 0:
         step.error = (measured.stderr.strip() or measured.stdout.strip())[-1500:]
@@ -528,22 +530,23 @@ def render_markdown(result: BenchResult) -> str:
         f"{result.machine['os']}, Python {result.machine['python']}; {result.machine['packages']}; "
         f"{result.machine['postgresql']}; git {result.machine['git']}.",
         "",
-        "| database | step | seconds | pages/s | peak RSS MB | history rows added | exit |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| database | step | seconds | pages/s | CPU s | peak RSS MB | history rows added | exit |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for backend in result.backends:
         if backend.skipped:
-            lines.append(f"| {backend.backend} | skipped: {backend.skipped} | | | | | |")
+            lines.append(f"| {backend.backend} | skipped: {backend.skipped} | | | | | | |")
         for step in backend.steps:
+            rows_added = "" if step.history_rows_added is None else step.history_rows_added
             lines.append(
                 f"| {backend.backend} | {step.name} | {step.seconds:.2f} | {_fmt(step.pages_per_s, ',.0f')} | "
-                f"{step.peak_rss_mb:.0f} | {'' if step.history_rows_added is None else step.history_rows_added} | "
-                f"{step.returncode} |"
+                f"{step.cpu_seconds:.1f} | {step.peak_rss_mb:.0f} | {rows_added} | {step.returncode} |"
             )
     if result.scrapy:
         s = result.scrapy
         lines.append(
-            f"| - | {s.name} | {s.seconds:.2f} | {_fmt(s.pages_per_s, ',.0f')} | {s.peak_rss_mb:.0f} | | "
+            f"| - | {s.name} | {s.seconds:.2f} | {_fmt(s.pages_per_s, ',.0f')} | {s.cpu_seconds:.1f} | "
+            f"{s.peak_rss_mb:.0f} | | "
             f"{s.returncode} |"
         )
     lines.append("")

@@ -53,6 +53,7 @@ def test_runner_end_to_end_on_sqlite(bench_cache: Path, tmp_path: Path) -> None:
     assert sqlite["accuracy_ratio"] == 1.0
     assert steps["scrape (full sweep)"]["history_rows_added"] == 180
     assert steps["scrape (unchanged)"]["history_rows_added"] == 0
+    assert steps["scrape (full sweep)"]["cpu_seconds"] > 0  # the workers, waited for by pricemon
     assert data["scrapy_accuracy_ratio"] == 1.0
     if Path("/dev/shm").is_dir():  # pages served from a tmpfs copy, removed afterwards
         assert data["served_from"].startswith("memory (a copy in /dev/shm/"), data["served_from"]
