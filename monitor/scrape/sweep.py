@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import ConfigError, DatabaseError, PricemonError
 from monitor.settings import Settings, redact_url
-from monitor.store.catalog import sweep_targets
+from monitor.store.catalog import count_sweep_targets, sweep_targets
 from monitor.store.database import Store, open_store
 from monitor.store.history import FAILURE_OUTCOMES, CheckResult, RecordResult, record_checks
 from monitor.store.models import utcnow
@@ -122,8 +122,7 @@ def run_sweep(
         try:
             with store.session() as session:
                 totals: Counter[str] = Counter(
-                    row.competitor
-                    for row in sweep_targets(session, competitors=names, skus=list(skus), due_only=due_only, now=now)
+                    count_sweep_targets(session, competitors=names, skus=list(skus), due_only=due_only, now=now)
                 )
                 run_id = start_run(session, trigger=trigger, competitors=names)
         except SQLAlchemyError as exc:

@@ -135,3 +135,36 @@ def test_listings_import_upserts_and_rejects_bad_rows(pricemon, tmp_path: Path) 
 def test_history_of_unknown_sku_is_a_clear_error(pricemon) -> None:
     result = pricemon("history", "NOPE", expect=1)
     assert result.stderr.strip() == "pricemon: error: unknown SKU 'NOPE'"
+
+
+def test_sweep_target_counts_agree_with_the_targets(pricemon, tmp_path: Path, database_url: str) -> None:
+    """A sweep sizes and shards itself from `count_sweep_targets`, then streams `sweep_targets`:
+    both must see the same listings under every filter."""
+    from datetime import timedelta
+
+    from monitor.store.catalog import count_sweep_targets, sweep_targets
+    from monitor.store.database import open_store
+    from monitor.store.models import Listing, utcnow
+
+    pricemon("import", "products", str(write(tmp_path, "p.csv", PRODUCTS)))
+    listings = "sku,competitor,url\nA-1,acme,http://127.0.0.1:9/a1\nA-1,globex,http://127.0.0.1:9/x\nB-2,acme,http://127.0.0.1:9/b2\n"
+    pricemon("import", "listings", str(write(tmp_path, "l.csv", listings)))
+    store = open_store(database_url)
+    try:
+        with store.session() as session:  # one listing checked recently, so not due yet
+            listing = session.query(Listing).filter(Listing.url.endswith("/b2")).one()
+            listing.next_check_at = utcnow() + timedelta(hours=1)
+        cases = [
+            ({"competitors": ["acme", "globex"]}, {"acme": 2, "globex": 1}),
+            ({"competitors": ["acme"], "skus": ["A-1"]}, {"acme": 1}),
+            ({"competitors": ["acme", "globex"], "due_only": True}, {"acme": 1, "globex": 1}),
+            ({"competitors": ["initech"]}, {}),
+        ]
+        with store.session() as session:
+            for filters, expected in cases:
+                streamed: dict[str, int] = {}
+                for row in sweep_targets(session, **filters):
+                    streamed[row.competitor] = streamed.get(row.competitor, 0) + 1
+                assert count_sweep_targets(session, **filters) == streamed == expected, filters
+    finally:
+        store.dispose()
