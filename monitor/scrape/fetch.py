@@ -1,4 +1,5 @@
-"""Fetching one competitor's pages with httpx, politely, and turning each into a `CheckResult`.
+"""Fetching one competitor's pages politely and turning each into a `CheckResult`; the request
+itself goes through a `PageTransport` (aiohttp, or httpx for proxied competitors).
 
 Redirects are followed here, hop by hop, so that every hop is checked (http/https only, robots.txt,
 the hop limit); bodies are streamed with a size cap; conditional requests and a body hash spare
