@@ -10,6 +10,7 @@ the `ScrapeRun` and adds up what the workers report over a queue.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -44,6 +45,8 @@ TARGET_CHUNK = 500
 TICK = 50
 #: threads storing batches per worker on a server database
 WRITER_THREADS = 3
+#: a worker's cyclic-GC thresholds (CPython's default is 700, 10, 10); see `_tune_gc`
+WORKER_GC_THRESHOLDS = (10_000, 10, 10)
 
 Progress = Callable[[int, int, int], None]
 
@@ -263,8 +266,26 @@ def _worker_main(job: _Job, names: list[str], stop: StopFlag, messages: Any) -> 
     # The parent owns Ctrl-C: it sets `stop`, and batches in flight still commit here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=job.log_level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    _tune_gc()
     status, error = _run_shard(job, names, stop, messages.put)
     messages.put(("done", status, error))
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector cheap in a worker process, which lives for one sweep.
+
+    A sweep's garbage is freed by reference counting; the collector found about 2,700 cyclic
+    objects in a whole 21,600-check shard, yet with CPython's defaults it ran 1,800 young, 165
+    middle and 15 full collections there, ~3 s of the worker's 7.5 s of CPU, most of it walking
+    the modules and tables loaded at start. Those are frozen out of collection, and collections
+    run after 10,000 net allocations instead of 700 (43,200-listing unchanged sweep on
+    PostgreSQL, per worker: 7.3-7.5 -> 5.3-6.0 s of CPU, 9.9 -> 8.0 s wall).
+    """
+    import monitor.scrape.fetch  # noqa: F401 - load aiohttp, selectolax etc. before freezing
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*WORKER_GC_THRESHOLDS)
 
 
 def _run_shard(
