@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy import Row, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from monitor.errors import ImportDataError, NotFoundError
@@ -418,7 +418,7 @@ def _sweepable(
         query = query.where(Product.sku.in_(skus))
     if due_only:
         moment = now or utcnow()
-        query = query.where(or_(Listing.next_check_at.is_(None), and_(Listing.next_check_at <= moment)))
+        query = query.where(or_(Listing.next_check_at.is_(None), Listing.next_check_at <= moment))
     return query
 
 
