@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, aliased
 from monitor.errors import ImportDataError, NotFoundError
 from monitor.money import format_amount, parse_amount
 from monitor.settings import Competitor as CompetitorConfig
+from monitor.store.history import seen_until
 from monitor.store.models import Competitor, Listing, PriceHistory, Product, utcnow
 
 PRODUCT_REQUIRED = ("sku", "name", "price", "currency")
@@ -332,7 +333,7 @@ def listing_rows(
     """Every listing with its latest observation and last outcome, ordered by SKU and competitor."""
     latest = aliased(PriceHistory)
     query = (
-        select(Listing, Product.sku, Competitor.name, latest)
+        select(Listing, Product.sku, Competitor.name, latest, seen_until(latest))
         .join(Product, Listing.product_id == Product.id)
         .join(Competitor, Listing.competitor_id == Competitor.id)
         .outerjoin(latest, latest.id == Listing.latest_history_id)
@@ -342,7 +343,7 @@ def listing_rows(
         query = query.where(Product.sku.in_(skus))
     if competitors:
         query = query.where(Competitor.name.in_(competitors))
-    for listing, sku, competitor, obs in session.execute(query.execution_options(yield_per=2000)):
+    for listing, sku, competitor, obs, last_seen in session.execute(query.execution_options(yield_per=2000)):
         yield {
             "id": listing.id,
             "sku": sku,
@@ -353,7 +354,7 @@ def listing_rows(
             "currency": obs.currency if obs else None,
             "in_stock": obs.in_stock if obs else None,
             "observed_at": _iso(obs.observed_at) if obs else None,
-            "last_seen_at": _iso(obs.last_seen_at) if obs else None,
+            "last_seen_at": _iso(last_seen) if obs else None,
             "suspicious": obs.suspicious if obs else False,
             "last_checked_at": _iso(listing.last_checked_at),
             "last_outcome": listing.last_outcome,
@@ -369,7 +370,7 @@ def history_rows(session: Session, sku: str) -> list[dict[str, Any]]:
     if product_id is None:
         raise NotFoundError(f"unknown SKU {sku!r}")
     query = (
-        select(PriceHistory, Competitor.name, Listing.url)
+        select(PriceHistory, seen_until(), Competitor.name, Listing.url)
         .join(Listing, PriceHistory.listing_id == Listing.id)
         .join(Competitor, Listing.competitor_id == Competitor.id)
         .where(Listing.product_id == product_id)
@@ -383,11 +384,11 @@ def history_rows(session: Session, sku: str) -> list[dict[str, Any]]:
             "currency": row.currency,
             "in_stock": row.in_stock,
             "observed_at": _iso(row.observed_at),
-            "last_seen_at": _iso(row.last_seen_at),
+            "last_seen_at": _iso(last_seen),
             "suspicious": row.suspicious,
             "currency_mismatch": row.currency_mismatch,
         }
-        for row, name, url in session.execute(query)
+        for row, last_seen, name, url in session.execute(query)
     ]
 
 

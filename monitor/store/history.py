@@ -1,8 +1,11 @@
 """Change-only price history: recording checks in batches, and reading prices back at any time.
 
-A check that sees the same price, currency and stock as the listing's newest history row only
-moves that row's `last_seen_at`; anything else adds a row. `record_checks` does this for a whole
-batch of listings in a handful of statements, which is what lets a sweep store >1,000 checks/s.
+A check that sees the same price, currency and stock as the listing's newest history row writes
+nothing to the history; anything else adds a row. Until when a state was seen is `last_seen_at`
+for a row that a newer one superseded, and the listing's `last_success_at` for its newest row
+(`seen_until` reads either). That spares a sweep one row UPDATE per unchanged check, most of the
+checks on a quiet day. `record_checks` stores a whole batch of listings in a handful of
+statements, which is what lets a sweep store >1,000 checks/s.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import ColumnElement, Row, Table, any_, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, any_, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm.util import AliasedClass
 
 from monitor.store.models import Listing, PriceHistory
 
@@ -109,16 +113,17 @@ def record_checks(
     postgresql = session.connection().dialect.name == "postgresql"
     ids = [r.listing_id for r in results]
     listing_rows = session.execute(
-        select(Listing.id, Listing.latest_history_id, Listing.consecutive_failures).where(
+        select(Listing.id, Listing.latest_history_id, Listing.consecutive_failures, Listing.last_success_at).where(
             _among(Listing.id, ids, postgresql)
         )
     ).all()
     latest_id = {row.id: row.latest_history_id for row in listing_rows}
     failures = {row.id: row.consecutive_failures for row in listing_rows}
+    last_success = {row.id: row.last_success_at for row in listing_rows}
     # Only a page that was read needs its listing's latest state to compare with; a 304 or an
-    # unchanged body only needs to know which row it saw again (most checks, on a quiet day).
+    # unchanged body saw the latest row again, which the listing's last_success_at records.
     compared = [latest_id[r.listing_id] for r in results if r.outcome == "observed" and latest_id.get(r.listing_id)]
-    latest: dict[int, Row[int, int, Decimal | None, str | None, bool | None, bool]] = {}
+    latest: dict[int, Row[int, int, Decimal | None, str | None, bool | None, bool, datetime]] = {}
     if compared:
         for row in session.execute(
             select(
@@ -128,11 +133,12 @@ def record_checks(
                 PriceHistory.currency,
                 PriceHistory.in_stock,
                 PriceHistory.suspicious,
+                PriceHistory.last_seen_at,
             ).where(_among(PriceHistory.id, compared, postgresql))
         ):
             latest[row.listing_id] = row
 
-    seen_updates: list[dict[str, object]] = []  # same state seen again: move last_seen_at
+    superseded: list[dict[str, object]] = []  # a newer row replaces the latest: fix its last_seen_at
     confirmations: list[dict[str, object]] = []  # a suspicious state seen a second time
     new_rows: list[dict[str, object]] = []
     new_row_listing: list[int] = []
@@ -143,11 +149,8 @@ def record_checks(
             continue  # deleted while it was being checked
         outcome = result.outcome
         if outcome in ("not_modified", "unchanged"):
-            seen = latest_id[result.listing_id]
-            if seen is None:
+            if latest_id[result.listing_id] is None:
                 outcome = "not_found"  # nothing recorded yet to be unchanged from; should not happen
-            else:
-                seen_updates.append({"b_id": seen, "last_seen_at": result.checked_at})
         elif outcome == "observed":
             previous = latest.get(result.listing_id)
             same = (
@@ -176,7 +179,6 @@ def record_checks(
                         )
                     )
                 else:
-                    seen_updates.append({"b_id": previous.id, "last_seen_at": result.checked_at})
                     outcome = "unchanged"
             else:
                 suspicious = (
@@ -199,6 +201,11 @@ def record_checks(
                     }
                 )
                 new_row_listing.append(result.listing_id)
+                if previous is not None:
+                    # The superseded row was last seen at the listing's last success before this check.
+                    last_seen = max(previous.last_seen_at, last_success[result.listing_id] or previous.last_seen_at)
+                    if last_seen != previous.last_seen_at:
+                        superseded.append({"b_id": previous.id, "last_seen_at": last_seen})
 
         success = outcome in SUCCESS_OUTCOMES
         update_row: dict[str, object] = {
@@ -221,8 +228,8 @@ def record_checks(
 
     # Core executemany throughout: the ORM's bulk UPDATE by primary key costs several times more
     # Python per row, and a sweep stores every check. The SET clause is each group's keys.
-    if seen_updates:
-        _update_by_id(session, _HISTORY, seen_updates)
+    if superseded:
+        _update_by_id(session, _HISTORY, superseded)
     if confirmations:
         _update_by_id(session, _HISTORY, confirmations)
     if new_rows:
@@ -255,6 +262,16 @@ def _among(column: InstrumentedAttribute[int], ids: list[int], postgresql: bool)
     if postgresql:
         return column == any_(bindparam("ids", ids, type_=ARRAY(column.type)))
     return column.in_(ids)
+
+
+def seen_until(history: type[PriceHistory] | AliasedClass[PriceHistory] = PriceHistory) -> ColumnElement[datetime]:
+    """Until when a history row's state was seen, for a query that joins the row's listing.
+
+    The listing's newest row is not rewritten by the checks that see it again: its listing's
+    `last_success_at` says when it was last seen. `history` may be an alias of PriceHistory.
+    """
+    latest = func.coalesce(Listing.last_success_at, history.last_seen_at, type_=history.last_seen_at.type)
+    return case((history.id == Listing.latest_history_id, latest), else_=history.last_seen_at)
 
 
 _HISTORY = cast(Table, PriceHistory.__table__)

@@ -194,11 +194,13 @@ class Listing(Base):
 
 
 class PriceHistory(Base):
-    """One state of a listing (price, currency, stock) from `observed_at` until `last_seen_at`.
+    """One state of a listing (price, currency, stock) from `observed_at` until it was last seen.
 
-    A check that sees the same state only moves `last_seen_at`, so the table grows with the
-    changes, not with the checks. The price at time T is the row with the greatest
-    `observed_at <= T` (and `last_seen_at` says until when that was confirmed).
+    A check that sees the same state writes no row, so the table grows with the changes, not
+    with the checks. The price at time T is the row with the greatest `observed_at <= T`. Until
+    when a state was confirmed is `last_seen_at` once a newer row superseded it; for a listing's
+    newest row it is the listing's `last_success_at` (checks that see it again do not rewrite
+    it), so read it with `monitor.store.history.seen_until()`.
     """
 
     __tablename__ = "price_history"

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from monitor.store.history import FAILURE_OUTCOMES
+from monitor.store.history import FAILURE_OUTCOMES, seen_until
 from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, ScrapeRun, Suggestion
 
 CHUNK = 900  # stay below SQLite's bound-parameter limit in IN (...) lists
@@ -263,7 +263,7 @@ def chart_data(session: Session, product_ids: Sequence[int], *, start: datetime,
         for found in session.scalars(select(Product).where(Product.id.in_(chunk))):
             products[found.id] = found
     changes: dict[int, list[tuple[datetime, Decimal, Decimal]]] = defaultdict(list)
-    history: dict[tuple[int, str], list[PriceHistory]] = defaultdict(list)
+    history: dict[tuple[int, str], list[tuple[PriceHistory, datetime]]] = defaultdict(list)
     for chunk in _chunks(wanted):
         for change in session.scalars(
             select(PriceChange)
@@ -272,14 +272,14 @@ def chart_data(session: Session, product_ids: Sequence[int], *, start: datetime,
         ):
             changes[change.product_id].append((change.applied_at, change.old_price, change.new_price))
         # States that were alive at some point of the period: started before its end, seen after its start.
-        for row, product_id, competitor in session.execute(
-            select(PriceHistory, Listing.product_id, Competitor.name)
+        for row, last_seen, product_id, competitor in session.execute(
+            select(PriceHistory, seen_until(), Listing.product_id, Competitor.name)
             .join(Listing, Listing.id == PriceHistory.listing_id)
             .join(Competitor, Competitor.id == Listing.competitor_id)
-            .where(Listing.product_id.in_(chunk), PriceHistory.last_seen_at >= start, PriceHistory.observed_at <= now)
+            .where(Listing.product_id.in_(chunk), seen_until() >= start, PriceHistory.observed_at <= now)
             .order_by(PriceHistory.observed_at, PriceHistory.id)
         ):
-            history[(product_id, competitor)].append(row)
+            history[(product_id, competitor)].append((row, last_seen))
 
     charts = []
     for product_id in wanted:
@@ -291,7 +291,7 @@ def chart_data(session: Session, product_ids: Sequence[int], *, start: datetime,
         opening = product_changes[0][1] if product_changes else product.price
         # The time axis starts where this product's data does, so a young history is not a
         # sliver at the right edge of a 30-day axis.
-        firsts = [rows[0].observed_at for (pid, _), rows in history.items() if pid == product_id]
+        firsts = [rows[0][0].observed_at for (pid, _), rows in history.items() if pid == product_id]
         firsts += [applied_at for applied_at, _, _ in product_changes[:1]]
         begin = max(start, min(firsts)) if firsts else start
         ours.points.append((begin, opening))
@@ -302,11 +302,11 @@ def chart_data(session: Session, product_ids: Sequence[int], *, start: datetime,
         for competitor in sorted({c for (pid, c) in history if pid == product_id}):
             line = ChartSeries(competitor, "competitor")
             out = ChartSeries(f"{competitor} (out of stock)", "out_of_stock")
-            for state in history[(product_id, competitor)]:
+            for state, last_seen in history[(product_id, competitor)]:
                 begin = max(state.observed_at, start)
                 target = out if state.in_stock is False else line
                 other = line if target is out else out
-                target.points += [(begin, state.price), (state.last_seen_at, state.price)]
+                target.points += [(begin, state.price), (last_seen, state.price)]
                 # a break in the other series so its line does not bridge across this state
                 other.points.append((begin, None))
             series.append(line)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from monitor.errors import NotFoundError, PricemonError
 from monitor.money import format_amount
 from monitor.store.database import Store
+from monitor.store.history import seen_until
 from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, Suggestion, utcnow
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def latest_offers(session: Session, *, skus: Sequence[str] = (), chunk: int = 50
             PriceHistory.currency,
             PriceHistory.in_stock,
             PriceHistory.observed_at,
-            PriceHistory.last_seen_at,
+            seen_until(),
             PriceHistory.suspicious,
         )
         .select_from(Product)
@@ -104,7 +105,7 @@ def _history_query(product_id: int, since: datetime | None, *, with_url: bool = 
             PriceHistory.currency,
             PriceHistory.in_stock,
             PriceHistory.observed_at,
-            PriceHistory.last_seen_at,
+            seen_until(),
             PriceHistory.suspicious,
         )
         .join(Listing, Listing.id == PriceHistory.listing_id)
@@ -113,7 +114,7 @@ def _history_query(product_id: int, since: datetime | None, *, with_url: bool = 
         .order_by(PriceHistory.observed_at, PriceHistory.id)
     )
     if since is not None:
-        query = query.where(PriceHistory.last_seen_at >= since)
+        query = query.where(seen_until() >= since)
     return query
 
 

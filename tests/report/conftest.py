@@ -70,12 +70,13 @@ def seed_market(url: str, *, extra_products: int = 0) -> None:
                 (2, 2): [(12, "9.00", True)],
             }
             for (p, c), states in prices.items():
+                last_success = NOW - timedelta(hours=1) if c != 2 else NOW - timedelta(days=3)
                 listing = Listing(
                     product_id=products[p].id,
                     competitor_id=shops[c].id,
                     url=f"http://127.0.0.1:1/{shops[c].name}/{products[p].sku}",
                     last_checked_at=NOW - timedelta(hours=1),
-                    last_success_at=NOW - timedelta(hours=1) if c != 2 else NOW - timedelta(days=3),
+                    last_success_at=last_success,
                     last_outcome="unchanged" if c != 2 else "timeout",
                     last_error=None if c != 2 else HOSTILE_ERROR,
                     consecutive_failures=0 if c != 2 else 4,
@@ -84,7 +85,8 @@ def seed_market(url: str, *, extra_products: int = 0) -> None:
                 session.flush()
                 rows = []
                 for i, (days, price, stock) in enumerate(states):
-                    later = states[i + 1][0] if i + 1 < len(states) else 0
+                    # a superseded state was last seen an hour before the next began; the latest, at the last success
+                    last_seen = NOW - timedelta(days=states[i + 1][0], hours=1) if i + 1 < len(states) else last_success
                     rows.append(
                         PriceHistory(
                             listing_id=listing.id,
@@ -92,7 +94,7 @@ def seed_market(url: str, *, extra_products: int = 0) -> None:
                             currency="EUR",
                             in_stock=stock,
                             observed_at=NOW - timedelta(days=days),
-                            last_seen_at=NOW - timedelta(days=later, hours=1),
+                            last_seen_at=last_seen,
                             run_id=runs[0].id,
                         )
                     )

@@ -1,4 +1,4 @@
-"""Change-only history: same state moves last_seen_at, a change adds a row, reads are exact."""
+"""Change-only history: the same state writes no row, a change adds one, reads are exact."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from monitor.settings import Competitor as CompetitorConfig
 from monitor.store.catalog import sync_competitors
 from monitor.store.database import Store, open_store
-from monitor.store.history import CheckResult, history_between, price_at, record_checks
+from monitor.store.history import CheckResult, history_between, price_at, record_checks, seen_until
 from monitor.store.models import Listing, PriceHistory, Product
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -55,7 +55,20 @@ def history(store: Store, listing_id: int) -> list[PriceHistory]:
         )
 
 
-def test_same_state_only_moves_last_seen(store: Store) -> None:
+def seen(store: Store, listing_id: int) -> list[datetime]:
+    """Until when each of a listing's states was seen, oldest first, as every reader reads it."""
+    with store.session() as session:
+        return list(
+            session.scalars(
+                select(seen_until())
+                .join(Listing, Listing.id == PriceHistory.listing_id)
+                .where(PriceHistory.listing_id == listing_id)
+                .order_by(PriceHistory.id)
+            )
+        )
+
+
+def test_same_state_writes_no_history(store: Store) -> None:
     first = record(store, observed(1, "19.99", T0))
     assert first.outcomes == {"changed": 1}
     for k in range(1, 5):
@@ -66,7 +79,8 @@ def test_same_state_only_moves_last_seen(store: Store) -> None:
     assert len(rows) == 1
     assert rows[0].price == Decimal("19.99")
     assert rows[0].observed_at == T0
-    assert rows[0].last_seen_at == T0 + 4 * EVERY
+    assert rows[0].last_seen_at == T0  # the checks that saw it again did not rewrite it...
+    assert seen(store, 1) == [T0 + 4 * EVERY]  # ...the listing's last success says until when
 
 
 def test_price_stock_and_currency_changes_add_rows(store: Store) -> None:
@@ -95,7 +109,23 @@ def test_not_modified_and_unchanged_body_extend_the_latest_state(store: Store) -
     result = record(store, CheckResult(listing_id=2, outcome="unchanged", checked_at=T0 + 2 * EVERY))
     assert result.outcomes == {"unchanged": 1}
     rows = history(store, 2)
-    assert len(rows) == 1 and rows[0].last_seen_at == T0 + 2 * EVERY
+    assert len(rows) == 1 and seen(store, 2) == [T0 + 2 * EVERY]
+
+
+def test_a_superseded_state_keeps_when_it_was_last_seen(store: Store) -> None:
+    record(store, observed(1, "5.00", T0))
+    record(store, CheckResult(listing_id=1, outcome="not_modified", checked_at=T0 + EVERY))
+    record(store, observed(1, "5.00", T0 + 2 * EVERY))
+    record(store, CheckResult(listing_id=1, outcome="timeout", checked_at=T0 + 3 * EVERY, error="read timed out"))
+    record(store, observed(1, "5.50", T0 + 4 * EVERY))
+    record(store, observed(1, "5.50", T0 + 5 * EVERY))
+    rows = history(store, 1)
+    # the failed check at T0 + 3 * EVERY saw nothing, so the first state was last seen before it
+    assert [(r.price, r.last_seen_at) for r in rows] == [
+        (Decimal("5.00"), T0 + 2 * EVERY),
+        (Decimal("5.50"), T0 + 4 * EVERY),
+    ]
+    assert seen(store, 1) == [T0 + 2 * EVERY, T0 + 5 * EVERY]
 
 
 def test_price_at_and_changes_between_are_exact(store: Store) -> None:
@@ -123,7 +153,7 @@ def test_suspicious_jump_is_flagged_then_confirmed(store: Store) -> None:
     assert confirm.outcomes == {"changed": 1}
     assert [c.new_price for c in confirm.changes] == [Decimal("10.00")]
     rows = history(store, 1)
-    assert len(rows) == 2 and rows[-1].suspicious is False and rows[-1].last_seen_at == T0 + 2 * EVERY
+    assert len(rows) == 2 and rows[-1].suspicious is False and seen(store, 1) == [T0, T0 + 2 * EVERY]
 
 
 def test_failures_count_up_and_reset(store: Store) -> None:
