@@ -7,8 +7,8 @@ the full benchmark) it measures, in one process:
 * fetching: CPU microseconds per page through the `Fetcher` on each transport pricemon has
   (aiohttp, the default; httpx's own, used for proxied competitors) and through bare aiohttp,
   the floor any fetcher on it pays;
-* storing: microseconds per check for `record_checks` on SQLite, for not-modified pages and for
-  re-read pages with the same price;
+* storing: microseconds per check for `record_checks` on SQLite and PostgreSQL (wall time, the
+  server's included), for not-modified pages and for re-read pages with the same price;
 * body hashing: microseconds per page for the hash a sweep keeps to skip unchanged bodies.
 
 Timings are the best of several rounds (extraction, storing, hashing) or CPU time (fetching),
@@ -33,7 +33,14 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from bench.runner import DEFAULT_RESULTS, _date_u, append_results, describe_machine
+from bench.runner import (
+    DEFAULT_POSTGRES_URL,
+    DEFAULT_RESULTS,
+    _date_u,
+    append_results,
+    bench_database,
+    describe_machine,
+)
 from bench.static_server import start_static_server
 from bench.synthetic_web import DEFAULT_CACHE_ROOT, DEFAULT_SEED, SyntheticWeb, generate_web, product_path
 from monitor.scrape.extract import ExtractionRules, extract
@@ -159,10 +166,10 @@ def _run_loop(make: Callable[[], object]) -> float:
         return float(asyncio.run(make()))  # type: ignore[arg-type]
 
 
-def measure_storing(listings: int = 5000, batch: int = 500) -> dict[str, float]:
-    """Microseconds per check for record_checks on SQLite, in batches like a sweep's."""
-    with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(f"sqlite:///{tmp}/micro.db")
+def measure_storing(backend: str, postgres_url: str, listings: int = 5000, batch: int = 500) -> dict[str, float]:
+    """Microseconds per check for record_checks on a fresh database, in batches like a sweep's."""
+    with tempfile.TemporaryDirectory() as tmp, bench_database(backend, Path(tmp), postgres_url, keep=False) as url:
+        store = open_store(url, migrate=True)
         try:
             with store.session() as session:
                 competitor = CompetitorRow(name="c", base_url="http://127.0.0.1/")
@@ -240,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=400, help="pages per shop (default 400)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_ROOT)
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="PostgreSQL server (no database)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="Markdown file to append to")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -254,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
             machine = describe_machine(server.kind)
         finally:
             server.stop()
-    sections["storing (SQLite)"] = measure_storing()
+    for backend in ("sqlite", "postgresql") if args.database == "both" else (args.database,):
+        label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[backend]
+        sections[f"storing ({label})"] = measure_storing(backend, args.postgres_url)
     sections["body hash"] = measure_hashing(web)
     command = " ".join(["python -m bench.micro", *(sys.argv[1:] if argv is None else argv)])
     section = render(command, started_at, args.products, machine, sections)
