@@ -188,3 +188,32 @@ def test_money_and_times_round_trip_exactly(store: Store) -> None:
     row = history(store, 1)[0]
     assert row.price == Decimal("1234567890.1234")
     assert row.observed_at.tzinfo is not None and row.observed_at == T0
+
+
+def test_every_reader_sees_until_when_the_latest_state_was_confirmed(store: Store) -> None:
+    """Strategies (offers, history since), the report's charts, `listings` and `history` all read
+    the latest state's last sighting from its listing, not from the row no check rewrites."""
+    from monitor.store.catalog import history_rows, listing_rows
+    from monitor.store.reporting import chart_data
+    from monitor.store.suggestions import latest_offers, read_history
+
+    record(store, observed(1, "7.00", T0))
+    record(store, observed(1, "6.50", T0 + EVERY))
+    record(store, CheckResult(listing_id=1, outcome="not_modified", checked_at=T0 + 5 * EVERY))
+    confirmed = T0 + 5 * EVERY
+    with store.session() as session:
+        offers = next(p for p in latest_offers(session, skus=["SKU0"])).offers
+        assert [(o[2], o[6]) for o in offers] == [(Decimal("6.50"), confirmed)]
+        assert [(r["price"], r["last_seen_at"]) for r in listing_rows(session, skus=["SKU0"])] == [
+            ("6.50", confirmed.isoformat())
+        ]
+        assert [(r["price"], r["last_seen_at"]) for r in history_rows(session, "SKU0")] == [
+            ("7.00", T0.isoformat()),
+            ("6.50", confirmed.isoformat()),
+        ]
+        (chart,) = chart_data(session, [1], start=T0 + 3 * EVERY, now=T0 + 6 * EVERY)
+        line = next(s for s in chart.series if s.kind == "competitor")
+        assert line.points == [(T0 + 3 * EVERY, Decimal("6.50")), (confirmed, Decimal("6.50"))]
+    # only the latest state was still seen at T0 + 2 * EVERY
+    rows = read_history(store, 1, since=T0 + 2 * EVERY)
+    assert [(r[1], r[5]) for r in rows] == [(Decimal("6.50"), confirmed)]
