@@ -161,9 +161,8 @@ def record_checks(
             )
             if same and previous is not None:
                 if previous.suspicious:
-                    confirmations.append(
-                        {"b_id": previous.id, "last_seen_at": result.checked_at, "run_id": run_id, "suspicious": False}
-                    )
+                    # still the latest row: its listing's last_success_at says when it was seen
+                    confirmations.append({"b_id": previous.id, "run_id": run_id, "suspicious": False})
                     outcome = "changed"
                     # The state before the suspicious row is not at hand here; whoever needs it
                     # (alerts) reads it from the history.
