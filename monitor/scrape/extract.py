@@ -20,6 +20,7 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
+from monitor.money import MoneyRangeError, check_money
 from monitor.scrape.price import normalize_currency, parse_price_detail
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ OK = "ok"
 NOT_FOUND = "not_found"
 AMBIGUOUS = "ambiguous"
 INVALID_CONTENT = "invalid_content"
+INVALID_PRICE = "invalid_price"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Extraction:
-    status: str  # "ok" | "not_found" | "ambiguous" | "invalid_content"
+    status: str  # "ok" | "not_found" | "ambiguous" | "invalid_content" | "invalid_price"
     price: Decimal | None
     currency: str | None
     in_stock: bool | None
@@ -189,12 +191,16 @@ def _structured_amount(value: object, decimal_separator: str | None) -> Decimal 
 
     schema.org says these use a dot as decimal separator, so ``"1.299"`` is 1.299 there; other
     spellings ("1,299.00", "19,99 €") are common in the wild and go through the text parser.
+    A number that is not an amount pricemon keeps (``1e308``, 400 digits, ``"1e5"``) raises
+    MoneyRangeError: the page states a price, just not one to trust.
     """
     if isinstance(value, bool):
         return None
     if isinstance(value, Decimal | int):
         amount = Decimal(value)
-        return amount if amount.is_finite() and amount >= 0 else None
+        if amount.is_finite() and amount.as_tuple().exponent > 0:  # type: ignore[operator]
+            raise MoneyRangeError(f"price in exponent notation is not an amount: {value}")
+        return check_money(amount, what="price") if amount.is_finite() and amount >= 0 else None
     if isinstance(value, float):
         return _structured_amount(repr(value), None)
     if not isinstance(value, str):
@@ -204,7 +210,7 @@ def _structured_amount(value: object, decimal_separator: str | None) -> Decimal 
             amount = Decimal(value.strip())
         except InvalidOperation:
             return None
-        return amount if amount >= 0 else None
+        return check_money(amount, what="price") if amount >= 0 else None
     detail = parse_price_detail(value, decimal_separator=decimal_separator)
     return detail[0] if detail else None
 
@@ -831,11 +837,14 @@ def extract(
 
     selector_found: list[_Found] = []
     selector_note = ""
-    if rules.price:
-        selector_found, selector_note = _read_selector(tree, rules)
-
     structured = _new_structured()
-    _read_structured(tree, structured, rules)
+    try:
+        if rules.price:
+            selector_found, selector_note = _read_selector(tree, rules)
+        _read_structured(tree, structured, rules)
+    except MoneyRangeError as exc:
+        # A page that states a price pricemon cannot keep is not trusted for any of its prices.
+        return Extraction(INVALID_PRICE, None, None, None, None, (), None, None, str(exc))
 
     page_text = _PageText(tree)
     if _rule_matches(rules.out_of_stock, tree, page_text):

@@ -2,8 +2,10 @@
 
 Number and symbol recognition is delegated to the maintained ``price-parser`` library; this module
 only adds what a price monitor needs on top: ISO codes instead of symbols, a configured default
-currency for pages (or symbols like ``kr``) that do not say which currency they mean, and refusing
-text that holds no number at all (``price-parser`` reads ``"free"`` as 0).
+currency for pages (or symbols like ``kr``) that do not say which currency they mean, refusing
+text that holds no number at all (``price-parser`` reads ``"free"`` as 0), and refusing numbers that
+are not amounts pricemon keeps (exponent notation, beyond `monitor.money.MONEY_MAX`) with
+`MoneyRangeError` instead of storing ``"1e5"`` as 1.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from decimal import Decimal, InvalidOperation
 
 from price_parser import Price
 from price_parser._currencies import CURRENCIES
+
+from monitor.money import MoneyRangeError, check_money
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +126,8 @@ _HAS_DIGIT = re.compile(r"\d")
 _EXOTIC_SPACES = str.maketrans({"\u2009": "\u00a0", "\u202f": "\u00a0", "\u2007": "\u00a0", "\u200a": "\u00a0"})
 # Apostrophe-like digit-group separators used in Switzerland ("1'299.50", "1’299.50").
 _APOSTROPHE_GROUPS = re.compile(r"(?<=\d)['’ʼ′](?=\d{3}\b)")
+# "1e5", "2.5E+3": price-parser reads the digits before the "e" and drops the rest.
+_EXPONENT = re.compile(r"\d[eE][+-]?\d")
 
 
 def normalize_currency(value: str | None) -> str | None:
@@ -164,6 +170,8 @@ def parse_price_detail(
         return None
     if decimal_separator not in (None, ".", ","):
         raise ValueError(f"decimal_separator must be '.' or ',', not {decimal_separator!r}")
+    if _EXPONENT.search(text):
+        raise MoneyRangeError(f"price in exponent notation is not an amount: {_excerpt(text)!r}")
     text = _APOSTROPHE_GROUPS.sub("", text.translate(_EXOTIC_SPACES))
     try:
         parsed = Price.fromstring(text, decimal_separator=decimal_separator)
@@ -173,6 +181,7 @@ def parse_price_detail(
     amount = parsed.amount
     if amount is None or not amount.is_finite() or amount < 0:
         return None
+    amount = check_money(amount, what="price")
     currency = _currency_from_symbol(parsed.currency, default_currency) if parsed.currency else None
     if currency is not None:
         return amount, currency, True
@@ -187,9 +196,16 @@ def parse_price(
     ``decimal_separator`` (``"."`` or ``","``) forces how ``"1.299"`` is read instead of letting
     price-parser guess. ``default_currency`` is used when the text names no currency or only an
     ambiguous symbol (``kr``), and also settles shared symbols (``"$"`` with default CAD is CAD).
-    Returns None for text without a price (``""``, ``"free"``, ``"call for price"``, ``"N/A"``).
+    Returns None for text without a price (``""``, ``"free"``, ``"call for price"``, ``"N/A"``);
+    raises `monitor.money.MoneyRangeError` for a number that is not an amount pricemon keeps
+    (``"1e5"``, above ``MONEY_MAX``, more than four decimal places that are not zeros).
     """
     detail = parse_price_detail(text, decimal_separator=decimal_separator, default_currency=default_currency)
     if detail is None:
         return None
     return ParsedPrice(amount=detail[0], currency=detail[1])
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else f"{text[:37]}..."

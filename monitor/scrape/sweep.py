@@ -31,7 +31,7 @@ from monitor.errors import ConfigError, DatabaseError, PricemonError
 from monitor.settings import Settings, redact_url
 from monitor.store.catalog import count_sweep_targets, sweep_targets
 from monitor.store.database import Store, open_store
-from monitor.store.history import FAILURE_OUTCOMES, CheckResult, RecordResult, record_checks
+from monitor.store.history import FAILURE_OUTCOMES, CheckResult, RecordResult, record_batch
 from monitor.store.models import utcnow
 from monitor.store.runs import finish_run, start_run
 
@@ -383,14 +383,13 @@ async def _sweep_competitor(
     commit_seconds = 0.0
 
     def store_batch(results: list[CheckResult]) -> RecordResult:
-        with store.session() as session:
-            return record_checks(
-                session,
-                results,
-                run_id=job.run_id,
-                interval=competitor.interval,
-                suspicious_change=settings.scrape.suspicious_change,
-            )
+        return record_batch(
+            store.session,
+            results,
+            run_id=job.run_id,
+            interval=competitor.interval,
+            suspicious_change=settings.scrape.suspicious_change,
+        )
 
     async def flush() -> None:
         nonlocal commit_seconds

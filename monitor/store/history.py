@@ -5,13 +5,16 @@ nothing to the history; anything else adds a row. Until when a state was seen is
 for a row that a newer one superseded, and the listing's `last_success_at` for its newest row
 (`seen_until` reads either). That spares a sweep one row UPDATE per unchanged check, most of the
 checks on a quiet day. `record_checks` stores a whole batch of listings in a handful of
-statements, which is what lets a sweep store >1,000 checks/s.
+statements, which is what lets a sweep store >1,000 checks/s; `record_batch` runs it in a
+transaction of its own so that a check the database refuses costs that listing, not its batch.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,10 +22,14 @@ from typing import cast
 
 from sqlalchemy import ColumnElement, Row, Table, any_, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.util import AliasedClass
 
+from monitor.money import MoneyRangeError, check_money
 from monitor.store.models import Listing, PriceHistory
+
+logger = logging.getLogger(__name__)
 
 #: outcomes of a check that saw the page as it should be
 SUCCESS_OUTCOMES = frozenset({"changed", "unchanged", "not_modified", "suspicious"})
@@ -36,7 +43,10 @@ FAILURE_OUTCOMES = frozenset(
         "http_error",
         "timeout",
         "blocked_by_robots",
+        "blocked_address",
         "invalid_content",
+        "invalid_price",
+        "store_error",
     }
 )
 #: what a fetcher may report; "observed" (a price was read) becomes changed/unchanged/suspicious here
@@ -148,6 +158,9 @@ def record_checks(
         if result.listing_id not in latest_id:
             continue  # deleted while it was being checked
         outcome = result.outcome
+        error = result.error
+        if outcome == "observed" and (refused := _refused_price(result.price)) is not None:
+            outcome, error = "invalid_price", refused  # the fetcher's checks missed it: still one row's fault
         if outcome in ("not_modified", "unchanged"):
             if latest_id[result.listing_id] is None:
                 outcome = "not_found"  # nothing recorded yet to be unchanged from; should not happen
@@ -213,13 +226,15 @@ def record_checks(
             "next_check_at": result.checked_at + interval,
             "last_outcome": outcome,
             "consecutive_failures": 0 if success else failures[result.listing_id] + 1,
-            "last_error": None if success else (result.error or outcome)[:500],
+            "last_error": None if success else (error or outcome)[:500],
         }
         if success:
             update_row["last_success_at"] = result.checked_at
         if result.etag is not None or result.last_modified is not None or outcome == "changed":
-            update_row["etag"] = result.etag
-            update_row["last_modified"] = result.last_modified
+            # Validators are the server's text: one longer than its column is dropped, not stored.
+            update_row["etag"] = result.etag if result.etag is None or len(result.etag) <= ETAG_MAX else None
+            last_modified = result.last_modified
+            update_row["last_modified"] = last_modified if last_modified is None or len(last_modified) <= 64 else None
         if result.body_hash is not None:
             update_row["body_hash"] = result.body_hash
         listing_updates[result.listing_id] = update_row
@@ -252,6 +267,82 @@ def record_checks(
                 )
     _update_by_id(session, _LISTINGS, list(listing_updates.values()))
     return RecordResult(outcomes, changes, rows_inserted=len(new_rows))
+
+
+def _refused_price(price: Decimal | None) -> str | None:
+    if price is None:  # an observed page may show no price (out of stock)
+        return None
+    try:
+        check_money(price, what="price")
+    except MoneyRangeError as exc:
+        return str(exc)
+    return None
+
+
+#: the longest ETag the listings table keeps
+ETAG_MAX = 255
+
+#: Errors that one row's values cause (a number the column cannot hold, a constraint); anything
+#: else (the database is down, a lock timed out) is the batch's and is raised as it is.
+_ROW_ERRORS = (DataError, IntegrityError, StatementError)
+
+
+def _is_row_error(exc: Exception) -> bool:
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    # A StatementError that is not a DBAPIError was raised while binding a value (Money's
+    # quantize on SQLite, for one), before the statement reached the database.
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+
+
+def record_batch(
+    session_scope: Callable[[], AbstractContextManager[Session]],
+    results: Sequence[CheckResult],
+    *,
+    run_id: int | None,
+    interval: timedelta,
+    suspicious_change: float = 0.5,
+) -> RecordResult:
+    """`record_checks` in a transaction of its own (`session_scope()` opens and commits one).
+
+    If the database refuses a value of one row, the batch is stored again one check per
+    transaction: the checks it accepts are stored, and a check it still refuses is recorded as a
+    `store_error` of its listing. Other database errors are raised: the batch is not stored.
+    """
+
+    def store(part: Sequence[CheckResult]) -> RecordResult:
+        with session_scope() as session:
+            return record_checks(session, part, run_id=run_id, interval=interval, suspicious_change=suspicious_change)
+
+    try:
+        return store(results)
+    except _ROW_ERRORS as exc:
+        if not _is_row_error(exc):
+            raise
+        logger.warning(
+            "the database refused a batch of %d checks (%s); storing them one by one", len(results), _db_error(exc)
+        )
+    total = RecordResult(Counter(), [])
+    for result in results:
+        try:
+            part = store([result])
+        except _ROW_ERRORS as exc:
+            if not _is_row_error(exc):
+                raise
+            message = f"the database refused this check: {_db_error(exc)}"
+            logger.warning("listing %d: %s", result.listing_id, message)
+            part = store([CheckResult(result.listing_id, "store_error", result.checked_at, error=message)])
+        total.outcomes.update(part.outcomes)
+        total.changes.extend(part.changes)
+        total.rows_inserted += part.rows_inserted
+    return total
+
+
+def _db_error(exc: Exception) -> str:
+    """The database's own words, without the statement and its parameters (scraped values)."""
+    cause = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return f"{type(cause).__name__}: {text[:200]}"
 
 
 def _among(column: InstrumentedAttribute[int], ids: list[int], postgresql: bool) -> ColumnElement[bool]:

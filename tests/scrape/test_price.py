@@ -124,3 +124,24 @@ def test_bad_decimal_separator_is_a_programming_error() -> None:
 )
 def test_normalize_currency(value: str | None, code: str | None) -> None:
     assert normalize_currency(value) == code
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("1e5", "exponent notation"),
+        ("2.5E+3 €", "exponent notation"),
+        ("9" * 400, "above the largest amount"),
+        ("12.345.678.901,00 €", "above the largest amount"),
+        ("0.00001 BTC", "more than 4 decimal places"),
+    ],
+)
+def test_numbers_that_are_not_amounts_pricemon_keeps_are_refused(text: str, reason: str) -> None:
+    from monitor.money import MoneyRangeError
+
+    with pytest.raises(MoneyRangeError, match=reason):
+        parse_price(text)
+
+
+def test_the_largest_amount_pricemon_keeps_is_a_price() -> None:
+    assert parse_price("9,999,999,999.99 $") == ParsedPrice(amount=Decimal("9999999999.99"), currency="USD")
