@@ -359,6 +359,18 @@ class AlertRule(Section):
         description="After an alert about a subject (listing, competitor, product), others wait this long.",
     )
 
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_is_money(cls, value: object) -> object:
+        # The one range of money (monitor.money), before pydantic makes "1e5" or 1e308 a Decimal.
+        from monitor.money import check_money, parse_amount
+
+        if isinstance(value, str):
+            return parse_amount(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return check_money(Decimal(str(value)))
+        return value
+
     @model_validator(mode="after")
     def _threshold_fits_condition(self) -> AlertRule:
         if self.amount is not None and self.condition != "undercut":

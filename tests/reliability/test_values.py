@@ -133,3 +133,46 @@ def test_a_check_the_database_refuses_fails_its_listing_and_the_rest_are_stored(
         assert state[ids[0]].latest_history_id is not None and state[ids[0]].consecutive_failures == 0
     finally:
         store.dispose()
+
+
+def test_csv_amounts_outside_the_money_range_are_refused_by_file_and_line(tmp_path, pricemon_cli, database_url) -> None:
+    huge = "9" * 400
+    products = tmp_path / "products.csv"
+    products.write_text(
+        "sku,name,price,currency,cost,min_price,max_price,map_price\n"
+        "OK,Fine,19.99,EUR,,,,\n"
+        "A,Exp,1e5,EUR,,,,\n"
+        f"B,Digits,19.99,EUR,{huge},,,\n"
+        "C,Nan,19.99,EUR,,NaN,,\n"
+        "D,Ten digits,19.99,EUR,,,12345678901,\n"
+        "E,Inf,19.99,EUR,,,,Infinity\n"
+        "F,Places,10.12345,EUR,,,,\n",
+        encoding="utf-8",
+    )
+    pricemon = pricemon_cli(None, database_url)
+    pricemon("db", "upgrade")
+    out = pricemon("import", "products", str(products), expect=1)
+    assert "Traceback" not in out.stderr
+    for line, field in [(3, "price"), (4, "cost"), (5, "min_price"), (6, "max_price"), (7, "map_price"), (8, "price")]:
+        assert f"products.csv:{line}: {field}:" in out.stderr
+    assert "nothing imported" in out.stderr
+    assert pricemon("products", "--json").json() == []
+    # The largest amount the store holds is an amount.
+    products.write_text("sku,name,price,currency\nMAX,Max,9999999999.9999,EUR\n", encoding="utf-8")
+    pricemon("import", "products", str(products))
+    assert [p["price"] for p in pricemon("products", "--json").json()] == ["9999999999.9999"]
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason"),
+    [('"1e5"', "exponent notation"), ("1e308", "above the largest amount"), ("-1", "negative"), ("nan", "finite")],
+)
+def test_an_alert_amount_outside_the_money_range_is_a_config_error(write_config, pricemon_cli, amount, reason) -> None:
+    config = write_config(
+        '[[alerting.channels]]\nname = "w"\ntype = "webhook"\nurl = "http://127.0.0.1:9/"\n'
+        f'[[alerts]]\nname = "cheap"\ncondition = "undercut"\nchannels = ["w"]\namount = {amount}\n'
+    )
+    out = pricemon_cli(config)("config", "check", expect=None)
+    assert out.exit_code != 0
+    assert "alerts[0].amount" in out.stderr and reason in out.stderr
+    assert "Traceback" not in out.stderr
