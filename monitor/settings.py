@@ -207,6 +207,19 @@ class ScrapeSettings(Section):
     batch_size: int = Field(500, ge=1, description="Listings per batch; each batch commits on its own.")
     workers: int = Field(0, ge=0, le=64, description="Worker processes for a sweep; 0 means one per CPU core.")
     max_connections: int = Field(512, ge=1, description="Requests in flight across all competitors per worker.")
+    allowed_networks: tuple[str, ...] = Field(
+        (),
+        description="Non-public networks (CIDRs) any competitor may be fetched from; a competitor whose base_url"
+        " is an address in such a network may always use that network. Link-local and cloud-metadata"
+        " addresses are never contacted.",
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from monitor.scrape.addresses import parse_networks
+
+        return tuple(str(network) for network in parse_networks(value))
 
 
 class SchedulerSettings(Section):

@@ -2,9 +2,9 @@
 itself goes through a `PageTransport` (aiohttp, or httpx for proxied competitors).
 
 Redirects are followed here, hop by hop, so that every hop is checked (http/https only, robots.txt,
-the hop limit); bodies are streamed with a size cap; conditional requests and a body hash spare
-parsing pages that did not change. Nothing here raises for what a page or a server does: every
-such thing becomes an outcome with a short message.
+the hop limit, the addresses of monitor.scrape.addresses); bodies are streamed with a size cap;
+conditional requests and a body hash spare parsing pages that did not change. Nothing here raises
+for what a page or a server does: every such thing becomes an outcome with a short message.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_random_exponential
 
+from monitor.scrape.addresses import AddressPolicy, parse_networks
 from monitor.scrape.extract import Extraction, ExtractionRules, extract
 from monitor.scrape.politeness import RobotsRules, Slot, parse_retry_after
 from monitor.scrape.transport import PageResponse, PageTransport, TransportFailure, default_transport
@@ -98,7 +99,8 @@ class Fetcher:
         self.headers = headers
         # Redirects are followed here, hop by hop, and pricemon keeps no cookies: a transport only
         # sends one GET (monitor.scrape.transport says why it is not an httpx client).
-        self.transport = transport or default_transport(competitor.proxy, scrape.max_connections)
+        self.addresses = AddressPolicy(str(competitor.base_url), parse_networks(scrape.allowed_networks))
+        self.transport = transport or default_transport(competitor.proxy, scrape.max_connections, self.addresses)
         self.slot = Slot(
             competitor.name,
             max_concurrency=competitor.max_concurrency,
@@ -107,6 +109,7 @@ class Fetcher:
             slow=scrape.slow_response.total_seconds(),
         )
         self.robots = RobotsRules(self.user_agent, self._load_robots) if competitor.respect_robots_txt else None
+        self._blocked_robots: dict[str, str] = {}  # robots.txt URL -> why its address was refused
         self.rules = extraction_rules(competitor)
         # Part of the body hash: the same page read with other selectors is not "unchanged".
         self._rules_fingerprint = repr(self.rules).encode()
@@ -165,9 +168,15 @@ class Fetcher:
             parts = urlsplit(current)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 return Page("http_error", current, error=f"refusing to fetch {current[:200]!r}: only http/https")
+            refusal = self.addresses.refusal_for_host(parts.hostname or "")
+            if refusal is not None:  # before robots.txt, which would be fetched from there
+                return Page("blocked_address", current, error=refusal)
             if self.robots is not None:
                 allowed, why = await self.robots.allowed(current)
                 if not allowed:
+                    blocked = self._blocked_robots.get(f"{parts.scheme}://{parts.netloc}/robots.txt")
+                    if blocked is not None:  # its name resolved to a refused address
+                        return Page("blocked_address", current, error=blocked)
                     return Page("blocked_by_robots", current, error=why)
             headers: dict[str, str] = {}
             if hop == 0:  # validators belong to the listing's own URL, not to where it redirects
@@ -182,6 +191,10 @@ class Fetcher:
         return Page("http_error", current, error=f"more than {self.scrape.max_redirects} redirects")
 
     async def _request(self, url: str, headers: dict[str, str]) -> Page:
+        # An address in the URL is refused before any connection (names: by the transport, after DNS).
+        refusal = self.addresses.refusal_for_host(urlsplit(url).hostname or "")
+        if refusal is not None:
+            return Page("blocked_address", url, error=refusal)
         loop = asyncio.get_running_loop()
         async with self.slot:
             started = loop.time()
@@ -206,7 +219,7 @@ class Fetcher:
                 if failure.kind == "timeout":
                     message = f"no answer within {self.timeout:g}s ({failure})"
                     return Page("timeout", url, status, error=message, retryable=True)
-                outcome = "invalid_content" if failure.kind == "body" else "http_error"
+                outcome = {"body": "invalid_content", "blocked": "blocked_address"}.get(failure.kind, "http_error")
                 return Page(outcome, url, status, error=str(failure), retryable=failure.retryable)
             except Exception as exc:  # a transport bug must cost one page, not the sweep
                 logger.exception("fetching %s failed", url)
@@ -260,6 +273,8 @@ class Fetcher:
 
     async def _load_robots(self, url: str) -> tuple[int | None, str]:
         page = await self._fetch_robots(url)
+        if page.outcome == "blocked_address":
+            self._blocked_robots[url] = page.error or "address refused"
         if page.outcome == "ok":
             return 200, page.body.decode("utf-8", errors="replace")
         if page.outcome == "gone":

@@ -11,24 +11,33 @@ Two implementations of the same small interface:
   in.
 
 Both follow no redirects, keep no cookies, decode gzip/deflate bodies and report failures as
-`TransportFailure`, so the fetcher above them behaves the same whichever one it is given.
+`TransportFailure`, so the fetcher above them behaves the same whichever one it is given. Given an
+`AddressPolicy`, `AiohttpPages` checks every address it connects to, after DNS (a "blocked"
+failure names the address and the rule); `HttpxPages` checks address literals, since through a
+proxy it is the proxy that resolves names.
 """
 
 from __future__ import annotations
 
 import functools
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.http_exceptions import PayloadEncodingError
+
+from monitor.scrape.addresses import AddressPolicy, BlockedAddressError
 
 
 class TransportFailure(Exception):
     """A request that got no usable answer. `kind`: "timeout", "connection" (both worth a retry),
-    "request" (a request that cannot succeed as sent) or "body" (an undecodable body)."""
+    "request" (a request that cannot succeed as sent), "body" (an undecodable body) or "blocked"
+    (the address policy refused the address; nothing was sent)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -69,12 +78,14 @@ def ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def default_transport(proxy: str | None, max_connections: int = 512) -> PageTransport:
+def default_transport(
+    proxy: str | None, max_connections: int = 512, policy: AddressPolicy | None = None
+) -> PageTransport:
     """aiohttp for direct requests; httpx's own transport for a proxied competitor."""
     if proxy:
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        return HttpxPages(httpx.AsyncHTTPTransport(proxy=proxy, limits=limits, verify=ssl_context()))
-    return AiohttpPages(max_connections=max_connections)
+        return HttpxPages(httpx.AsyncHTTPTransport(proxy=proxy, limits=limits, verify=ssl_context()), policy=policy)
+    return AiohttpPages(max_connections=max_connections, policy=policy)
 
 
 # -- aiohttp -----------------------------------------------------------------------------------------
@@ -115,6 +126,9 @@ class _AiohttpResponse:
 
 
 def _failure(exc: BaseException) -> TransportFailure:
+    blocked = getattr(exc, "os_error", None) or exc.__cause__
+    if isinstance(blocked, BlockedAddressError):
+        return TransportFailure("blocked", str(blocked))
     if isinstance(exc, TimeoutError):  # aiohttp's socket timeouts are TimeoutErrors too
         return TransportFailure("timeout", _short(exc))
     if isinstance(exc, (aiohttp.InvalidURL, aiohttp.ClientResponseError)):
@@ -124,17 +138,59 @@ def _failure(exc: BaseException) -> TransportFailure:
     return TransportFailure("request", f"request failed: {type(exc).__name__}: {_short(exc)}")
 
 
-class AiohttpPages:
-    """Page GETs on one aiohttp session (created on first use, inside the running event loop)."""
+class CheckedResolver(AbstractResolver):
+    """Wraps a resolver and drops the answers the policy refuses; when none is left, the lookup
+    fails with the refusal. The socket factory checks again at connect time."""
 
-    def __init__(self, *, max_connections: int = 512) -> None:
+    def __init__(self, policy: AddressPolicy, inner: AbstractResolver) -> None:
+        self.policy = policy
+        self.inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = await self.inner.resolve(host, port, family)
+        allowed = [a for a in answers if self.policy.refusal(a["host"]) is None]
+        if not allowed and answers:
+            refusal = self.policy.refusal(answers[0]["host"])
+            raise BlockedAddressError(f"{host}: {refusal}")
+        return allowed
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class AiohttpPages:
+    """Page GETs on one aiohttp session (created on first use, inside the running event loop).
+
+    With a `policy`, every connection's address is checked after DNS and again as its socket is
+    made; `resolver` replaces aiohttp's default name resolution (tests use it to rebind a name).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 512,
+        policy: AddressPolicy | None = None,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self.max_connections = max_connections
+        self.policy = policy
+        self.resolver = resolver
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=ssl_context())
+            resolver = self.resolver
+            if self.policy is not None:
+                resolver = CheckedResolver(self.policy, resolver or aiohttp.DefaultResolver())
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections,
+                ssl=ssl_context(),
+                resolver=resolver,
+                socket_factory=self.policy.check_socket if self.policy is not None else None,
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),  # pricemon keeps no cookies
@@ -203,12 +259,21 @@ def _httpx_failure(exc: Exception) -> TransportFailure:
 
 
 class HttpxPages:
-    """Page GETs through any httpx transport (e.g. `httpx.AsyncHTTPTransport(proxy=...)`)."""
+    """Page GETs through any httpx transport (e.g. `httpx.AsyncHTTPTransport(proxy=...)`).
 
-    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+    With a `policy`, a URL whose host is an address literal is checked before it is sent; names
+    are resolved by the proxy, out of pricemon's sight.
+    """
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, *, policy: AddressPolicy | None = None) -> None:
         self.transport = transport
+        self.policy = policy
 
     async def get(self, url: str, headers: Mapping[str, str], timeout: float) -> PageResponse:
+        if self.policy is not None:
+            refusal = self.policy.refusal_for_host(urlsplit(url).hostname or "")
+            if refusal is not None:
+                raise TransportFailure("blocked", refusal)
         timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         try:
             request = httpx.Request("GET", url, headers=dict(headers), extensions={"timeout": timeouts})
