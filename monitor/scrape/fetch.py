@@ -33,6 +33,8 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # What a product page may be; a missing Content-Type is let through to the parser, which
 # recognises binary bodies by itself.
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
+#: RFC 9309 2.5: crawlers must parse at least the first 500 KiB of a robots.txt, whatever its size.
+ROBOTS_MAX_BYTES = 500 * 1024
 
 
 def extraction_rules(competitor: Competitor) -> ExtractionRules:
@@ -190,7 +192,7 @@ class Fetcher:
             current = page.url
         return Page("http_error", current, error=f"more than {self.scrape.max_redirects} redirects")
 
-    async def _request(self, url: str, headers: dict[str, str]) -> Page:
+    async def _request(self, url: str, headers: dict[str, str], *, robots: bool = False) -> Page:
         # An address in the URL is refused before any connection (names: by the transport, after DNS).
         refusal = self.addresses.refusal_for_host(urlsplit(url).hostname or "")
         if refusal is not None:
@@ -210,7 +212,7 @@ class Fetcher:
                     try:
                         status = response.status
                         retry_after = parse_retry_after(response.header("Retry-After"))
-                        return await self._read(url, response, retry_after)
+                        return await self._read(url, response, retry_after, robots)
                     finally:
                         await response.aclose()
             except TimeoutError:
@@ -227,7 +229,7 @@ class Fetcher:
             finally:
                 self.slot.observe(status, loop.time() - started, retry_after)
 
-    async def _read(self, url: str, response: PageResponse, retry_after: float | None) -> Page:
+    async def _read(self, url: str, response: PageResponse, retry_after: float | None, robots: bool = False) -> Page:
         status = response.status
         etag = response.header("ETag")
         last_modified = response.header("Last-Modified")
@@ -254,6 +256,12 @@ class Fetcher:
         media = content_type.split(";")[0].strip().lower()
         if media and media not in PAGE_TYPES:
             return Page("invalid_content", url, status, error=f"not a web page: Content-Type {media[:80]}")
+        if robots:
+            # Its first 500 KiB, up to the last whole line: a line cut short could allow too much.
+            rules = await response.read(ROBOTS_MAX_BYTES, truncate=True) or b""
+            if len(rules) >= ROBOTS_MAX_BYTES:
+                rules = rules[: rules.rfind(b"\n") + 1]
+            return Page("ok", url, status, body=rules, encoding=_charset(content_type))
         cap = self.scrape.max_body_bytes
         declared = response.header("Content-Length") or ""
         if declared.isdigit() and int(declared) > cap:
@@ -289,13 +297,13 @@ class Fetcher:
         return page
 
     async def _fetch_robots_once(self, url: str) -> Page:
-        page: Page = await self._request(url, {})
+        page: Page = await self._request(url, {}, robots=True)
         for _ in range(self.scrape.max_redirects):
             if page.outcome != "redirect":
                 break
             if urlsplit(page.url).scheme not in ("http", "https"):
                 return Page("http_error", page.url, error="robots.txt redirected off http")
-            page = await self._request(page.url, {})
+            page = await self._request(page.url, {}, robots=True)
         return page
 
     # -- checking a listing ----------------------------------------------------------------------

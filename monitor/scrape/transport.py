@@ -54,8 +54,9 @@ class PageResponse(Protocol):
     def header(self, name: str) -> str | None:
         """A response header by name (any case), or None."""
 
-    async def read(self, cap: int) -> bytes | None:
-        """The decoded body, or None as soon as it grows beyond `cap` bytes."""
+    async def read(self, cap: int, *, truncate: bool = False) -> bytes | None:
+        """The decoded body, or None as soon as it grows beyond `cap` bytes (with `truncate`, its
+        first `cap` bytes instead)."""
 
     async def aclose(self) -> None: ...
 
@@ -101,7 +102,7 @@ class _AiohttpResponse:
     def header(self, name: str) -> str | None:
         return self._response.headers.get(name)
 
-    async def read(self, cap: int) -> bytes | None:
+    async def read(self, cap: int, *, truncate: bool = False) -> bytes | None:
         stream = self._response.content
         chunks: list[bytes] = []
         size = 0
@@ -111,7 +112,10 @@ class _AiohttpResponse:
             while chunk := await stream.read(cap + 1 - size):
                 size += len(chunk)
                 if size > cap:
-                    return None
+                    if not truncate:
+                        return None
+                    chunks.append(chunk[: len(chunk) - (size - cap)])
+                    break
                 chunks.append(chunk)
         except aiohttp.ClientPayloadError as exc:
             if isinstance(exc.__cause__, PayloadEncodingError):
@@ -231,14 +235,17 @@ class _HttpxResponse:
     def header(self, name: str) -> str | None:
         return self._response.headers.get(name)
 
-    async def read(self, cap: int) -> bytes | None:
+    async def read(self, cap: int, *, truncate: bool = False) -> bytes | None:
         chunks: list[bytes] = []
         size = 0
         try:
             async for chunk in self._response.aiter_bytes():
                 size += len(chunk)
                 if size > cap:
-                    return None
+                    if not truncate:
+                        return None
+                    chunks.append(chunk[: len(chunk) - (size - cap)])
+                    break
                 chunks.append(chunk)
         except httpx.DecodingError as exc:
             raise TransportFailure("body", f"undecodable body: {_short(exc)}") from None
