@@ -176,3 +176,45 @@ def test_an_alert_amount_outside_the_money_range_is_a_config_error(write_config,
     assert out.exit_code != 0
     assert "alerts[0].amount" in out.stderr and reason in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_daemon_records_a_competitors_other_listings_beside_hostile_prices(
+    tmp_path, write_config, pricemon_cli
+) -> None:
+    """`pricemon run` as a real process: the hostile listings fail on their own, the good ones
+    are recorded, and the daemon goes on sweeping instead of retrying one batch for ever."""
+    from tests.scheduler.conftest import Daemon, PriceShop, config_text, query, wait_for
+    from tests.scheduler.conftest import competitor_block as daemon_competitor
+    from tests.scheduler.test_daemon import seed
+
+    shop = PriceShop()
+    db = tmp_path / "pricemon.db"
+    daemon = None
+    try:
+        config = write_config(config_text(db, daemon_competitor("alpha", shop), scrape="batch_size = 3"))
+        skus = ["K1", "BAD308", "K2", "DIGITS", "K3", "EXP5", "K4"]
+        seed(pricemon_cli, config, tmp_path, shop, {"alpha": skus})
+        shop.prices.update({"BAD308": "1e308", "DIGITS": "9" * 400, "EXP5": "1e5"})
+        daemon = Daemon(config, tmp_path)
+
+        def outcomes() -> dict[str, tuple[str, int]]:
+            rows = query(
+                db,
+                "SELECT p.sku, l.last_outcome, l.consecutive_failures FROM listings l "
+                "JOIN products p ON p.id = l.product_id",
+            )
+            return {sku: (outcome, failures) for sku, outcome, failures in rows}
+
+        # Two sweeps at least (every = 1s): the good listings stay recorded, the bad ones keep failing.
+        wait_for(lambda: outcomes().get("EXP5", ("", 0))[1] >= 2, "two sweeps of the hostile listings", daemon=daemon)
+        state = outcomes()
+        hostile = ("BAD308", "DIGITS", "EXP5")
+        assert {sku: state[sku][0] for sku in hostile} == dict.fromkeys(hostile, "invalid_price")
+        assert all(state[sku] in (("unchanged", 0), ("changed", 0)) for sku in ("K1", "K2", "K3", "K4")), state
+        assert query(db, "SELECT count(*) FROM price_history")[0][0] == 4
+        assert daemon.stop() == 0
+        assert "Traceback" not in daemon.log
+    finally:
+        if daemon is not None and daemon.alive():
+            daemon.kill()
+        shop.close()
