@@ -1,4 +1,4 @@
-"""Guardrails applied after a strategy, in the configured order: floors, limits, rounding.
+"""Guardrails applied after a strategy: floors and limits in the configured order, then rounding.
 
 The guardrails are final: the price they return satisfies every configured bound (margin floor,
 MAP, min/max, max_change), and rounding never turns the move into its opposite (a raise is never
@@ -179,11 +179,9 @@ def apply_guardrails(price: Decimal, product: Product, assignment: Assignment) -
     current = product.price
     configured = guardrail_bounds(product, assignment)
     rounding = f"round {assignment.rounding}" if assignment.rounding != "none" else None
-    checks: list[str] = []
-    for name, bounds in configured:
-        checks += ["max change" if b.label.startswith("max change") else b.label for b in bounds]
-        if name == "round" and rounding:
-            checks.append(rounding)
+    checks = ["max change" if b.label.startswith("max change") else b.label for _, bs in configured for b in bs]
+    if rounding and "round" in assignment.guardrails:
+        checks.append(rounding)
     limits = Limits.of([bound for _, bounds in configured for bound in bounds])
     if limits.low is not None and limits.high is not None and limits.low > limits.high:
         return Guarded(current, (), tuple(checks), held=(
@@ -192,11 +190,12 @@ def apply_guardrails(price: Decimal, product: Product, assignment: Assignment) -
         ))
 
     # Clamped one guardrail at a time, each into its own bounds: as all of them overlap, the
-    # price ends inside every one (a later step never undoes an earlier one), and each move is
-    # named in the reason. Rounding then picks a point inside all of them, wherever it stands.
+    # price ends inside every one whatever the order (a later step never undoes an earlier one),
+    # and each move is named in the reason in the configured order. Rounding comes last, wherever
+    # it is listed: it picks a point inside all of them, which no other step could then move.
     steps: list[str] = []
     moved_by: set[str] = set()
-    for name, bounds in configured:
+    for _, bounds in configured:
         for bound in bounds:
             if bound.low is not None and price < bound.low:
                 price = bound.low
@@ -206,21 +205,21 @@ def apply_guardrails(price: Decimal, product: Product, assignment: Assignment) -
                 continue
             steps.append(_moved(bound, price))
             moved_by.add(bound.label)
-        if name == "round" and rounding:
-            ladder = tuple(Decimal(p) for p in assignment.ladder)
-            rounded, note, by = round_price(price, assignment.rounding, assignment.rounding_direction, ladder,
-                                            limits=limits, current=current)
-            if rounded is None:
-                way = "raise" if price > current else "cut"
-                return Guarded(current, tuple(steps), tuple(checks), held=(
-                    f"{rounding}: no price point for this {way} {_allowed(limits, current, way)}"
-                    f"; the price stays {format_price(current)}"
-                ))
-            if rounded != price:
-                price = rounded
-                # Why it went the other way, unless the step that set the bound already says so.
-                shown = note and by not in moved_by
-                steps.append(f"{rounding} -> {format_price(price)}" + (f" ({note})" if shown else ""))
+    if rounding and "round" in assignment.guardrails:
+        ladder = tuple(Decimal(p) for p in assignment.ladder)
+        rounded, note, by = round_price(price, assignment.rounding, assignment.rounding_direction, ladder,
+                                        limits=limits, current=current)
+        if rounded is None:
+            way = "raise" if price > current else "cut"
+            return Guarded(current, tuple(steps), tuple(checks), held=(
+                f"{rounding}: no price point for this {way} {_allowed(limits, current, way)}"
+                f"; the price stays {format_price(current)}"
+            ))
+        if rounded != price:
+            price = rounded
+            # Why it went the other way, unless the step that set the bound already says so.
+            shown = note and by not in moved_by
+            steps.append(f"{rounding} -> {format_price(price)}" + (f" ({note})" if shown else ""))
     return Guarded(price, tuple(steps), tuple(checks))
 
 
