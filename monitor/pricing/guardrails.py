@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import lru_cache
+from typing import NamedTuple
 
 from monitor.pricing import Product, format_price
 from monitor.settings import Assignment
@@ -19,8 +21,7 @@ from monitor.settings import Assignment
 CENTS = Decimal("0.01")
 
 
-@dataclass(frozen=True)
-class Bound:
+class Bound(NamedTuple):
     """What one guardrail allows: `low <= price <= high` (None: no limit that side)."""
 
     label: str  # as the reason names it: "margin floor 2.5%", "MAP floor", "min", "max", "max change 15%"
@@ -36,42 +37,49 @@ class Guarded:
     held: str | None = None  # why no price satisfies every guardrail; the product keeps its price
 
 
+@lru_cache(maxsize=64)
+def _percent(value: float) -> tuple[Decimal, str]:
+    """A configured percentage as a Decimal and as the reason writes it (`2.5`): once per value."""
+    share = Decimal(str(value))
+    return share, f"{share.normalize():f}"
+
+
 def margin_floor(product: Product, assignment: Assignment) -> Bound | None:
     if product.cost is None:
         return None
-    margin = Decimal(str(assignment.min_margin))
+    margin, shown = _percent(assignment.min_margin)
     value = (product.cost * (1 + margin / 100)).quantize(CENTS, rounding=ROUND_CEILING)
-    return Bound(f"margin floor {margin.normalize():f}%" if margin else "cost floor", low=value)
+    return Bound(f"margin floor {shown}%" if margin else "cost floor", value)
 
 
 def change_limit(product: Product, assignment: Assignment) -> Bound | None:
     if assignment.max_change is None:
         return None
-    share = Decimal(str(assignment.max_change))
+    share, shown = _percent(assignment.max_change)
     limit = (product.price * share / 100).quantize(CENTS, rounding=ROUND_FLOOR)
-    return Bound(f"max change {share.normalize():f}%", low=product.price - limit, high=product.price + limit)
+    return Bound(f"max change {shown}%", product.price - limit, product.price + limit)
 
 
-def guardrail_bounds(product: Product, assignment: Assignment) -> list[tuple[str, list[Bound]]]:
-    """Each configured guardrail with the bounds it sets on this product, in the configured order."""
-    steps: list[tuple[str, list[Bound]]] = []
+def guardrail_bounds(product: Product, assignment: Assignment) -> list[Bound]:
+    """The bounds the configured guardrails set on this product, in the configured order."""
+    bounds: list[Bound] = []
     for name in assignment.guardrails:
-        bounds: list[Bound] = []
         if name == "margin_floor":
             floor = margin_floor(product, assignment)
-            bounds += [floor] if floor else []
+            if floor is not None:
+                bounds.append(floor)
         elif name == "map_floor" and product.map_price is not None:
-            bounds.append(Bound("MAP floor", low=product.map_price))
+            bounds.append(Bound("MAP floor", product.map_price))
         elif name == "min_max":
             if product.min_price is not None:
-                bounds.append(Bound("min", low=product.min_price))
+                bounds.append(Bound("min", product.min_price))
             if product.max_price is not None:
-                bounds.append(Bound("max", high=product.max_price))
+                bounds.append(Bound("max", None, product.max_price))
         elif name == "max_change":
             limit = change_limit(product, assignment)
-            bounds += [limit] if limit else []
-        steps.append((name, bounds))
-    return steps
+            if limit is not None:
+                bounds.append(limit)
+    return bounds
 
 
 def _candidates(price: Decimal, rounding: str, ladder: tuple[Decimal, ...]) -> tuple[Decimal | None, Decimal | None]:
@@ -102,11 +110,15 @@ class Limits:
 
     @classmethod
     def of(cls, bounds: list[Bound]) -> Limits:
-        floors = [(b.low, b.label) for b in bounds if b.low is not None]
-        ceilings = [(b.high, b.label) for b in bounds if b.high is not None]
-        low = max(floors, key=lambda f: f[0]) if floors else (None, "")
-        high = min(ceilings, key=lambda c: c[0]) if ceilings else (None, "")
-        return cls(low[0], low[1], high[0], high[1])
+        low: Decimal | None = None
+        high: Decimal | None = None
+        low_label = high_label = ""
+        for label, floor, ceiling in bounds:
+            if floor is not None and (low is None or floor > low):
+                low, low_label = floor, label
+            if ceiling is not None and (high is None or ceiling < high):
+                high, high_label = ceiling, label
+        return cls(low, low_label, high, high_label)
 
     def why_not(self, point: Decimal) -> tuple[str, str] | None:
         """(why `point` is outside, the bound's label), or None when it is inside."""
@@ -177,12 +189,12 @@ def _moved(bound: Bound, value: Decimal) -> str:
 def apply_guardrails(price: Decimal, product: Product, assignment: Assignment) -> Guarded:
     """Run the assignment's guardrails over a strategy's price, in their configured order."""
     current = product.price
-    configured = guardrail_bounds(product, assignment)
+    bounds = guardrail_bounds(product, assignment)
     rounding = f"round {assignment.rounding}" if assignment.rounding != "none" else None
-    checks = ["max change" if b.label.startswith("max change") else b.label for _, bs in configured for b in bs]
+    checks = ["max change" if b.label.startswith("max change") else b.label for b in bounds]
     if rounding and "round" in assignment.guardrails:
         checks.append(rounding)
-    limits = Limits.of([bound for _, bounds in configured for bound in bounds])
+    limits = Limits.of(bounds)
     if limits.low is not None and limits.high is not None and limits.low > limits.high:
         return Guarded(current, (), tuple(checks), held=(
             f"no price satisfies every guardrail: {limits.low_label} {format_price(limits.low)} is above "
@@ -195,16 +207,15 @@ def apply_guardrails(price: Decimal, product: Product, assignment: Assignment) -
     # it is listed: it picks a point inside all of them, which no other step could then move.
     steps: list[str] = []
     moved_by: set[str] = set()
-    for _, bounds in configured:
-        for bound in bounds:
-            if bound.low is not None and price < bound.low:
-                price = bound.low
-            elif bound.high is not None and price > bound.high:
-                price = bound.high
-            else:
-                continue
-            steps.append(_moved(bound, price))
-            moved_by.add(bound.label)
+    for bound in bounds:
+        if bound.low is not None and price < bound.low:
+            price = bound.low
+        elif bound.high is not None and price > bound.high:
+            price = bound.high
+        else:
+            continue
+        steps.append(_moved(bound, price))
+        moved_by.add(bound.label)
     if rounding and "round" in assignment.guardrails:
         ladder = tuple(Decimal(p) for p in assignment.ladder)
         rounded, note, by = round_price(price, assignment.rounding, assignment.rounding_direction, ladder,

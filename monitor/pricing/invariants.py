@@ -22,41 +22,48 @@ CENTS = Decimal("0.01")
 
 
 def invariant_breaches(final: Decimal, asked: Decimal, product: Product, assignment: Assignment) -> list[str]:
-    """What `final` breaks, given the strategy's price `asked`; empty when it breaks nothing."""
+    """What `final` breaks, given the strategy's price `asked`; empty when it breaks nothing.
+
+    Runs for every suggestion, so the messages are only written for what is broken.
+    """
     current = product.price
-    configured = set(assignment.guardrails)
-    floors: list[tuple[Decimal, str]] = []
+    configured = assignment.guardrails
+    floors: list[tuple[Decimal, str]] = []  # (value, what)
     ceilings: list[tuple[Decimal, str]] = []
     if "margin_floor" in configured and product.cost is not None:
         margin = Decimal(str(assignment.min_margin))
-        floor = (product.cost * (1 + margin / 100)).quantize(CENTS, rounding=ROUND_CEILING)
-        floors.append((floor, f"margin floor {format_price(floor)}"))
+        floors.append(((product.cost * (1 + margin / 100)).quantize(CENTS, rounding=ROUND_CEILING), "margin floor"))
     if "map_floor" in configured and product.map_price is not None:
-        floors.append((product.map_price, f"MAP {format_price(product.map_price)}"))
+        floors.append((product.map_price, "MAP"))
     if "min_max" in configured:
         if product.min_price is not None:
-            floors.append((product.min_price, f"min price {format_price(product.min_price)}"))
+            floors.append((product.min_price, "min price"))
         if product.max_price is not None:
-            ceilings.append((product.max_price, f"max price {format_price(product.max_price)}"))
+            ceilings.append((product.max_price, "max price"))
     if "max_change" in configured and assignment.max_change is not None:
-        share = Decimal(str(assignment.max_change))
-        limit = (current * share / 100).quantize(CENTS, rounding=ROUND_FLOOR)
-        label = f"max change {share.normalize():f}% of {format_price(current)}"
-        floors.append((current - limit, label))
-        ceilings.append((current + limit, label))
+        limit = (current * Decimal(str(assignment.max_change)) / 100).quantize(CENTS, rounding=ROUND_FLOOR)
+        floors.append((current - limit, "max change"))
+        ceilings.append((current + limit, "max change"))
 
-    breaches = [f"below {label}" for value, label in floors if final < value]
-    breaches += [f"above {label}" for value, label in ceilings if final > value]
-    low = max((value for value, _ in floors), default=None)
-    high = min((value for value, _ in ceilings), default=None)
-    if not breaches and (low is None or high is None or low <= high):
-        target = asked if low is None else max(asked, low)
-        target = target if high is None else min(target, high)
-        wanted, got = _direction(target, current), _direction(final, current)
-        if wanted != got:
-            breaches.append(f"a {got} where the strategy's price within the bounds ({format_price(target)}) "
-                            f"is {'no change' if wanted == 'no change' else 'a ' + wanted}")
+    breaches = [f"below {_name(what, value, assignment, current)}" for value, what in floors if final < value]
+    breaches += [f"above {_name(what, value, assignment, current)}" for value, what in ceilings if final > value]
+    if breaches:
+        return breaches
+    low = max(floors)[0] if floors else None
+    high = min(ceilings)[0] if ceilings else None
+    target = asked if low is None else max(asked, low)
+    target = target if high is None else min(target, high)
+    wanted, got = _direction(target, current), _direction(final, current)
+    if wanted != got:
+        breaches.append(f"a {got} where the strategy's price within the bounds ({format_price(target)}) "
+                        f"is {'no change' if wanted == 'no change' else 'a ' + wanted}")
     return breaches
+
+
+def _name(what: str, value: Decimal, assignment: Assignment, current: Decimal) -> str:
+    if what == "max change":
+        return f"max change {Decimal(str(assignment.max_change)).normalize():f}% of {format_price(current)}"
+    return f"{what} {format_price(value)}"
 
 
 def _direction(price: Decimal, current: Decimal) -> str:
