@@ -187,7 +187,7 @@ def _moved(bound: Bound, value: Decimal) -> str:
 
 
 def apply_guardrails(price: Decimal, product: Product, assignment: Assignment) -> Guarded:
-    """Run the assignment's guardrails over a strategy's price, in their configured order."""
+    """Run the assignment's guardrails over a strategy's price: bounds in the configured order, then rounding."""
     current = product.price
     bounds = guardrail_bounds(product, assignment)
     rounding = f"round {assignment.rounding}" if assignment.rounding != "none" else None

@@ -180,8 +180,10 @@ def compute_suggestions(
         summary.feed = asdict(send_feed(settings, store))
     summary.seconds = round(time.monotonic() - started, 3)
     logger.info(
-        "suggestions: %d products, %d suggested, %d failed", summary.products, summary.suggested, summary.failed,
-        extra={"products": summary.products, "suggested": summary.suggested, "failed": summary.failed},
+        "suggestions: %d products, %d suggested, %d held by the guardrails, %d refused, %d failed",
+        summary.products, summary.suggested, summary.held, summary.refused, summary.failed,
+        extra={"products": summary.products, "suggested": summary.suggested, "held": summary.held,
+               "refused": summary.refused, "failed": summary.failed},
     )
     return summary
 
