@@ -680,8 +680,12 @@ def suggest_command(app: App, skus: tuple[str, ...], as_json: bool) -> None:
     click.echo(
         f"{summary.products} product(s): {summary.suggested} suggestion(s), {summary.unchanged} already at the "
         f"suggested price, {summary.no_change} without a suggestion, {summary.failed} failed"
+        + (f", {summary.held} held by the guardrails" if summary.held else "")
+        + (f", {summary.refused} refused" if summary.refused else "")
         + (f", {summary.auto_applied} auto-applied" if summary.auto_applied else "")
     )
+    for held in summary.held_reasons:
+        click.echo(f"  {held['sku']} keeps its price: {held['reason']}", err=True)
     for error in summary.errors:
         click.echo(f"  {error['sku']}: {error['error']}", err=True)
 

@@ -429,7 +429,7 @@ class Assignment(Section):
     )
     guardrails: tuple[str, ...] = Field(
         ("margin_floor", "map_floor", "min_max", "max_change", "round"),
-        description="Guardrails applied after the strategy, in this order.",
+        description="Guardrails applied after the strategy; all hold on the final price, rounding comes last.",
     )
     min_margin: float = Field(0.0, ge=0, description="Margin floor: never below cost plus this percentage.")
     max_change: float | None = Field(
@@ -437,7 +437,7 @@ class Assignment(Section):
     )
     rounding: str = Field(".99", description='".99", ".95", "whole", "ladder" or "none".')
     rounding_direction: str = Field(
-        "down", description='"down", "up" or "nearest"; never below a floor set by an earlier guardrail.'
+        "down", description='"down", "up" or "nearest" first; the other way if that breaks a bound or the move.'
     )
     ladder: tuple[str, ...] = Field((), description='Price points for rounding = "ladder", e.g. ["9.99", "14.99"].')
 

@@ -21,6 +21,7 @@ from monitor.errors import ConfigError
 from monitor.money import format_amount
 from monitor.pricing import HistoryPoint, NoChange, Offer, PricingContext, Product, Strategy, Suggestion
 from monitor.pricing.guardrails import apply_guardrails
+from monitor.pricing.invariants import invariant_breaches
 from monitor.pricing.loader import StrategyManager
 from monitor.settings import Assignment, PricingSettings
 
@@ -40,7 +41,7 @@ class Outcome:
 
     sku: str
     product_id: int
-    kind: str  # "suggested" | "unchanged" | "no_change" | "failed"
+    kind: str  # "suggested" | "unchanged" | "no_change" | "held" | "refused" | "failed"
     strategy: str | None = None
     price: Decimal | None = None
     reason: str = ""
@@ -282,7 +283,18 @@ class PricingEngine:
             reason = "; ".join([result.reason, *guarded.steps])
             details = {**details, "rank_after": rank_of(guarded.price, offers), "guardrails": list(guarded.checks),
                        "strategy_price": format_amount(result.price), "assignment": resolved.where}
+            if guarded.held is not None:  # no price satisfies every guardrail: ours stays
+                return Outcome(product.sku, product_id, "held", name, reason=f"{reason}; {guarded.held}",
+                               details=details)
             kind = "unchanged" if guarded.price == product.price else "suggested"
+            # The second line of defence: a suggestion that breaks an invariant is never stored,
+            # let alone auto-approved, whatever went wrong in the chain.
+            breaches = []
+            if kind == "suggested":
+                breaches = invariant_breaches(guarded.price, result.price, product, assignment)
+            if breaches:
+                return Outcome(product.sku, product_id, "refused", name, guarded.price, reason, details,
+                               error=f"refused {format_amount(guarded.price)} ({reason}): {'; '.join(breaches)}")
             return Outcome(product.sku, product_id, kind, name, guarded.price, reason, details,
                            auto_approve=assignment.auto_approve)
         return Outcome(product.sku, product_id, "no_change", reason="; ".join(declined), details=details)

@@ -46,10 +46,13 @@ class SuggestSummary:
     suggested: int = 0
     unchanged: int = 0  # the chain's price equals ours
     no_change: int = 0  # every strategy in the chain declined
+    held: int = 0  # no price satisfies every guardrail: the product keeps its price (see `held_reasons`)
+    refused: int = 0  # the chain's price broke an invariant: never stored (listed in `errors`)
     failed: int = 0
     auto_applied: int = 0
     seconds: float = 0.0
     errors: list[dict[str, str | None]] = field(default_factory=list)
+    held_reasons: list[dict[str, str | None]] = field(default_factory=list)
     feed: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -147,7 +150,10 @@ def compute_suggestions(
             rows, computed = [], []
             for outcome in outcomes:
                 setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
-                if outcome.kind == "failed":
+                if outcome.kind == "held" and len(summary.held_reasons) < MAX_ERRORS_SHOWN:
+                    summary.held_reasons.append({"sku": outcome.sku, "strategy": outcome.strategy,
+                                                 "reason": outcome.reason})
+                if outcome.kind in ("failed", "refused"):
                     if len(summary.errors) < MAX_ERRORS_SHOWN:
                         summary.errors.append(
                             {"sku": outcome.sku, "strategy": outcome.strategy, "error": outcome.error}
@@ -174,8 +180,10 @@ def compute_suggestions(
         summary.feed = asdict(send_feed(settings, store))
     summary.seconds = round(time.monotonic() - started, 3)
     logger.info(
-        "suggestions: %d products, %d suggested, %d failed", summary.products, summary.suggested, summary.failed,
-        extra={"products": summary.products, "suggested": summary.suggested, "failed": summary.failed},
+        "suggestions: %d products, %d suggested, %d held by the guardrails, %d refused, %d failed",
+        summary.products, summary.suggested, summary.held, summary.refused, summary.failed,
+        extra={"products": summary.products, "suggested": summary.suggested, "held": summary.held,
+               "refused": summary.refused, "failed": summary.failed},
     )
     return summary
 
@@ -268,7 +276,7 @@ def backtest(
                 offers, _ = filter_offers(raw, view, engine.assignment_for(view.sku, view.tags).assignment,
                                           pricing.rates, when)
                 rank_before = rank_of(simulated, offers)
-                if outcome.kind == "failed":
+                if outcome.kind in ("failed", "refused"):
                     totals["failed"] += 1
                 if outcome.kind == "suggested" and outcome.price is not None:
                     simulated = outcome.price

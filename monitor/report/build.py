@@ -30,6 +30,7 @@ from monitor.store.reporting import (
     competitor_health,
     latest_offers,
     pending_suggestions,
+    percent_of,
     product_ids_for_skus,
     recent_changes,
     report_summary,
@@ -64,6 +65,26 @@ class SuggestionRow:
         if not current:
             return None
         return ((self.suggestion.impact / current) * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
+
+    def margin_pct(self, price: Decimal) -> Decimal | None:
+        """Gross margin at `price`, in % of the price: (price - cost) / price; None without a cost."""
+        cost = self.suggestion.cost
+        return None if cost is None or price <= 0 else percent_of(price - cost, price)
+
+    def price_index(self, price: Decimal) -> Decimal | None:
+        """`price` as % of the market median (100 = at the median, 110 = 10% above it)."""
+        median = self.market.median
+        return None if median is None or median <= 0 else percent_of(price, median)
+
+    @property
+    def margins(self) -> tuple[Decimal | None, Decimal | None]:
+        """Margin % at our price and at the suggested one."""
+        return self.margin_pct(self.suggestion.current_price), self.margin_pct(self.suggestion.suggested_price)
+
+    @property
+    def indexes(self) -> tuple[Decimal | None, Decimal | None]:
+        """Price index at our price and at the suggested one."""
+        return self.price_index(self.suggestion.current_price), self.price_index(self.suggestion.suggested_price)
 
 
 @dataclass(slots=True)

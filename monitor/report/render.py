@@ -30,9 +30,14 @@ CSV_COLUMNS = [
     "suggested_price",
     "impact",
     "change_pct",
+    "cost",
+    "margin_before_pct",
+    "margin_after_pct",
     "competitor_min",
     "competitor_median",
     "competitor_max",
+    "price_index_before",
+    "price_index_after",
     "our_rank",
     "offers",
     "strategy",
@@ -46,6 +51,7 @@ def suggestion_record(row: SuggestionRow) -> dict[str, Any]:
     """One suggestion as plain JSON-able values; money as strings, never floats."""
     s, m = row.suggestion, row.market
     pct = row.change_pct
+    (margin_before, margin_after), (index_before, index_after) = row.margins, row.indexes
     return {
         "suggestion_id": s.id,
         "sku": s.sku,
@@ -54,16 +60,25 @@ def suggestion_record(row: SuggestionRow) -> dict[str, Any]:
         "current_price": format_amount(s.current_price),
         "suggested_price": format_amount(s.suggested_price),
         "impact": format_amount(s.impact),
-        "change_pct": None if pct is None else str(pct),
+        "change_pct": _text(pct),
+        "cost": format_amount(s.cost),
+        "margin_before_pct": _text(margin_before),
+        "margin_after_pct": _text(margin_after),
         "competitor_min": format_amount(m.low),
         "competitor_median": format_amount(m.median),
         "competitor_max": format_amount(m.high),
+        "price_index_before": _text(index_before),
+        "price_index_after": _text(index_after),
         "our_rank": m.rank,
         "offers": m.offers,
         "strategy": s.strategy,
         "reason": s.reason,
         "created_at": s.created_at.isoformat(),
     }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def write_csv(report: Report, out: IO[str]) -> int:
@@ -97,7 +112,12 @@ def _head(report: Report) -> dict[str, Any]:
             "stale_listings": s.stale_listings,
             "never_checked": s.never_checked,
             "pending_suggestions": s.pending,
-            "impact": {currency: format_amount(v) for currency, v in s.impact.items()},
+            "raises": s.raises,
+            "cuts": s.cuts,
+            "median_change_pct": _text(s.median_change_pct),
+            "above_market": s.above_market,
+            "at_market": s.at_market,
+            "below_market": s.below_market,
         },
         "notes": report.notes,
     }
@@ -176,6 +196,11 @@ def money(value: Decimal | None) -> str:
     return "" if value is None else format_amount(value) or ""
 
 
+def signed(value: Decimal) -> str:
+    """`+2.5`, `-1.0`, `0.0`: a change with its sign."""
+    return f"+{value}" if value > 0 else str(value)
+
+
 def ago(value: datetime | None, now: datetime) -> str:
     """`3m ago`, `2h ago`, `4d ago`: how stale a time is, at a glance."""
     if value is None:
@@ -196,6 +221,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["money"] = money
+    env.filters["signed"] = signed
     env.filters["count"] = lambda n: f"{n:,}".replace(",", "\u202f")  # narrow no-break space groups digits
     env.globals["ago"] = ago
     return env

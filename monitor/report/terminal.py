@@ -7,13 +7,15 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.report.build import Report
-from monitor.report.render import ago, money
+from monitor.report.render import ago, money, signed
 
 
-def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+def _table(title: str, columns: list[str], rows: list[list[str]], whole: tuple[str, ...] = ()) -> Table:
+    """A table whose cells fold when the terminal is narrow, except the `whole` columns."""
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        wide = 12 if column == "Product" else None  # a scraped name stays readable when the terminal is narrow
+        table.add_column(column, overflow="fold", no_wrap=column in whole, min_width=wide)
     for row in rows:
         # Text, not str: scraped values must never be read as rich markup
         table.add_row(*(Text(value) for value in row))
@@ -23,17 +25,20 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
 def print_report(report: Report, console: Console) -> int:
     """Print the report; returns how many suggestion rows were shown."""
     s = report.summary
-    impact = ", ".join(f"{'+' if v > 0 else ''}{money(v)} {c}" for c, v in s.impact.items()) or "0"
+    median = "-" if s.median_change_pct is None else f"{signed(s.median_change_pct)}%"
     console.print(
         Text(
             f"pricemon report, last {report.days} day(s): {s.products} products, {s.competitors} competitors, "
             f"{s.listings} listings; {s.checks} checks in {s.runs} sweep(s); {s.failing_listings} failing, "
-            f"{s.stale_listings} stale listings; {s.pending} pending suggestions (impact {impact})"
+            f"{s.stale_listings} stale listings; {s.pending} pending suggestions ({s.raises} raises, {s.cuts} cuts, "
+            f"median change {median}); {s.above_market} products above the market median, {s.below_market} below, "
+            f"{s.at_market} at it"
         )
     )
     rows = []
     for row in report.suggestions:
         sg, m = row.suggestion, row.market
+        (margin_before, margin_after), (index_before, index_after) = row.margins, row.indexes
         rows.append(
             [
                 sg.sku,
@@ -41,7 +46,10 @@ def print_report(report: Report, console: Console) -> int:
                 f"{money(sg.current_price)} {sg.currency}",
                 money(sg.suggested_price),
                 f"{'+' if sg.impact > 0 else ''}{row.change_pct}%",
+                money(sg.cost),
+                f"{margin_before}->{margin_after}%" if margin_before is not None else "",
                 f"{money(m.low)}/{money(m.median)}/{money(m.high)}" if m.low is not None else "",
+                f"{index_before}->{index_after}" if index_before is not None else "",
                 f"{m.rank}/{m.offers + 1}" if m.rank else "",
                 sg.strategy,
             ]
@@ -49,8 +57,9 @@ def print_report(report: Report, console: Console) -> int:
     shown = len(rows)
     if rows:
         title = f"Pending suggestions by impact (top {shown} of {s.pending})"
-        columns = ["SKU", "Product", "Ours", "Suggested", "Change", "Min/median/max", "Rank", "Strategy"]
-        console.print(_table(title, columns, rows))
+        columns = ["SKU", "Product", "Ours", "Suggested", "Change", "Cost", "Margin %", "Min/median/max",
+                   "Index", "Rank", "Strategy"]
+        console.print(_table(title, columns, rows, whole=("SKU", "Suggested", "Change")))
     health = [
         [
             h.name,

@@ -1,5 +1,5 @@
 """The report's queries: summary counts, pending suggestions by impact, market snapshots,
-chart series, competitor health and recent applied changes.
+where our prices stand against the market, chart series, competitor health and recent applied changes.
 
 Everything here is sized for a catalogue of 170,000 products: counts are aggregated in SQL,
 long lists are streamed (`yield_per`) or capped, and per-product detail is fetched only for
@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
@@ -41,8 +41,16 @@ class Summary:
     stale_listings: int
     never_checked: int
     pending: int
-    #: sum of (suggested - current) over pending suggestions, per currency
-    impact: dict[str, Decimal]
+    #: pending suggestions that raise / cut our price
+    raises: int
+    cuts: int
+    #: median of the pending suggestions' changes, in % of our price (None: no pending suggestion)
+    median_change_pct: Decimal | None
+    #: active products whose price is above / at / below the median of their trusted competitor
+    #: offers in our currency (products without such offers are in none of them)
+    above_market: int
+    at_market: int
+    below_market: int
 
 
 def report_summary(session: Session, *, start: datetime, now: datetime, staleness_limit: timedelta) -> Summary:
@@ -75,7 +83,8 @@ def report_summary(session: Session, *, start: datetime, now: datetime, stalenes
         outcomes = _outcomes(counts)
         checks += sum(outcomes.values())
         failed += sum(n for outcome, n in outcomes.items() if outcome in FAILURE_OUTCOMES)
-    pending, impact = pending_totals(session)
+    pending = pending_totals(session)
+    position = market_position(session)
     return Summary(
         products=products,
         competitors=competitors,
@@ -86,8 +95,13 @@ def report_summary(session: Session, *, start: datetime, now: datetime, stalenes
         failing_listings=listing_counts[1] or 0,
         stale_listings=listing_counts[2] or 0,
         never_checked=listing_counts[3] or 0,
-        pending=pending,
-        impact=impact,
+        pending=pending.count,
+        raises=pending.raises,
+        cuts=pending.cuts,
+        median_change_pct=pending.median_change_pct,
+        above_market=position["above"],
+        at_market=position["at"],
+        below_market=position["below"],
     )
 
 
@@ -104,30 +118,84 @@ def _outcomes(counts: Any) -> Counter[str]:
     return total
 
 
-def pending_totals(session: Session) -> tuple[int, dict[str, Decimal]]:
-    """How many suggestions are pending and their summed impact per currency.
+PERCENT = Decimal("0.1")
 
-    Summed in SQL: exact NUMERIC on PostgreSQL; on SQLite a float sum of 4-place amounts, whose
-    error stays far below the 0.0001 it is rounded to.
+
+def percent_of(part: Decimal, whole: Decimal) -> Decimal:
+    """`part` as a percentage of `whole` to one place (whole > 0)."""
+    return (part * 100 / whole).quantize(PERCENT, ROUND_HALF_UP)
+
+
+def _median(values: list[Decimal]) -> Decimal:
+    values.sort()
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTotals:
+    count: int
+    raises: int
+    cuts: int
+    median_change_pct: Decimal | None
+
+
+def pending_totals(session: Session) -> PendingTotals:
+    """How many suggestions are pending, how many raise or cut our price, and their median change in %.
+
+    Changes are compared in % of each product's own price: summing money over unrelated products
+    (and currencies) says nothing.
+    """
+    query = select(Suggestion.current_price, Suggestion.suggested_price).where(Suggestion.status == "pending")
+    changes: list[Decimal] = []
+    raises = cuts = 0
+    for current, suggested in session.execute(query.execution_options(yield_per=5000)):
+        raises += suggested > current
+        cuts += suggested < current
+        if current > 0:
+            changes.append((suggested - current) * 100 / current)
+    median = _median(changes).quantize(PERCENT, ROUND_HALF_UP) if changes else None
+    return PendingTotals(len(changes), raises, cuts, median)
+
+
+def market_position(session: Session) -> dict[str, int]:
+    """How many active products are priced above, at or below their market median.
+
+    The market of a product is the latest state of each of its active listings that has a price,
+    is not stated out of stock, is not flagged suspicious, and is in the product's currency (or
+    says none), as in the suggestions table. One streamed pass, ordered by product.
     """
     query = (
-        select(
-            Suggestion.currency,
-            func.count(),
-            func.sum(Suggestion.suggested_price - Suggestion.current_price),
+        select(Listing.product_id, Product.price, Product.currency, PriceHistory.price, PriceHistory.currency)
+        .join(Product, Product.id == Listing.product_id)
+        .join(PriceHistory, PriceHistory.id == Listing.latest_history_id)
+        .where(
+            Product.active.is_(True),
+            Listing.active.is_(True),
+            PriceHistory.price.is_not(None),
+            PriceHistory.in_stock.is_not(False),
+            PriceHistory.suspicious.is_not(True),
         )
-        .where(Suggestion.status == "pending")
-        .group_by(Suggestion.currency)
-        .order_by(Suggestion.currency)
+        .order_by(Listing.product_id)
     )
-    count = 0
-    impact: dict[str, Decimal] = {}
-    for currency, n, total in session.execute(query):
-        count += n
-        impact[currency] = Decimal(repr(total) if isinstance(total, float) else str(total or 0)).quantize(
-            Decimal("0.0001")
-        )
-    return count, impact
+    counts = {"above": 0, "at": 0, "below": 0}
+    product_id: int | None = None
+    ours = Decimal(0)
+    prices: list[Decimal] = []
+
+    def count() -> None:
+        if prices:
+            median = _median(prices)
+            counts["above" if ours > median else "below" if ours < median else "at"] += 1
+
+    for pid, our_price, currency, price, offer_currency in session.execute(query.execution_options(yield_per=5000)):
+        if pid != product_id:
+            count()
+            product_id, ours, prices = pid, our_price, []
+        if price is not None and offer_currency in (None, currency):
+            prices.append(price)
+    count()
+    return counts
 
 
 @dataclass(slots=True)
@@ -144,6 +212,7 @@ class PendingSuggestion:
     created_at: datetime
     auto_approved: bool
     details: dict[str, Any]
+    cost: Decimal | None = None  # the product's cost now (None: unknown)
 
     @property
     def impact(self) -> Decimal:
@@ -169,6 +238,7 @@ def pending_suggestions(session: Session, *, limit: int | None = None) -> Iterat
             Suggestion.created_at,
             Suggestion.auto_approved,
             Suggestion.details,
+            Product.cost,
         )
         .join(Product, Suggestion.product_id == Product.id)
         .where(Suggestion.status == "pending")
@@ -190,6 +260,7 @@ def pending_suggestions(session: Session, *, limit: int | None = None) -> Iterat
             created_at=row.created_at,
             auto_approved=row.auto_approved,
             details=row.details if isinstance(row.details, dict) else {},
+            cost=row.cost,
         )
 
 
@@ -470,6 +541,7 @@ __all__ = [
     "chart_data",
     "competitor_health",
     "latest_offers",
+    "market_position",
     "pending_suggestions",
     "pending_totals",
     "product_ids_for_skus",

@@ -45,9 +45,13 @@ def test_min_and_max() -> None:
     assert (high.price, high.steps) == (Decimal("40.00"), ("max 40.00 -> 40.00",))
 
 
-def test_a_ceiling_never_pushes_below_cost() -> None:
-    result = guard("50.00", product(cost="45.00", max_price="40.00"), rounding="none")
-    assert result.price == Decimal("45.00")
+def test_a_ceiling_under_the_cost_holds_the_price() -> None:
+    # no price is both >= cost 45 and <= max 40: neither bound is broken, the product keeps its price
+    result = guard("50.00", product(price="48.00", cost="45.00", max_price="40.00"), rounding="none")
+    assert result.price == Decimal("48.00")
+    assert result.held == (
+        "no price satisfies every guardrail: cost floor 45.00 is above max 40.00; the price stays 48.00"
+    )
 
 
 def test_max_change_per_suggestion() -> None:
@@ -87,7 +91,7 @@ def test_order_is_the_configured_one() -> None:
 )
 def test_rounding(price: str, rounding: str, direction: str, expected: str) -> None:
     ladder = (Decimal("9.99"), Decimal("14.99"), Decimal("19.99"))
-    assert round_price(Decimal(price), rounding, direction, ladder) == Decimal(expected)
+    assert round_price(Decimal(price), rounding, direction, ladder)[0] == Decimal(expected)
 
 
 def test_rounding_down_never_crosses_a_floor() -> None:

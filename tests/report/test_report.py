@@ -25,8 +25,11 @@ def test_json_report_has_every_section_in_exact_money(database_url, pricemon_cli
     # two runs in the period, 9 checks each across the three competitors; http_error and timeouts failed
     assert (summary["runs"], summary["checks"], summary["failed_checks"]) == (2, 18, 10)
     assert summary["failing_listings"] == 1 and summary["stale_listings"] == 1
-    # the superseded suggestion does not count; impact = (43.99 - 49.99) + (27.99 - 30.00)
-    assert summary["pending_suggestions"] == 2 and summary["impact"] == {"EUR": "-8.01"}
+    # the superseded suggestion does not count: two cuts, of 12.0% and 6.7%
+    assert summary["pending_suggestions"] == 2 and (summary["raises"], summary["cuts"]) == (0, 2)
+    assert summary["median_change_pct"] == "-9.4" and "impact" not in summary
+    # each product against the median of its trusted offers: 49.99 vs 46.00, 30.00 vs 28.00, 9.50 vs 9.00
+    assert (summary["above_market"], summary["at_market"], summary["below_market"]) == (3, 0, 0)
 
     first, second = data["suggestions"]
     assert first["sku"] == "KET-1" and first["name"] == HOSTILE_NAME
