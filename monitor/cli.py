@@ -518,6 +518,8 @@ def extract_command(
         if as_json:
             print_json({"price": None, "currency": None, "in_stock": result.in_stock, "method": None,
                         "status": result.status, "message": result.message, "candidates": candidates})
+        elif candidates:
+            _print_candidates(candidates)
         raise ExtractionError(f"{source}: {result.status}: {result.message}")
     data = {
         "price": format_amount(result.price),
@@ -537,6 +539,10 @@ def extract_command(
     click.echo(f"method    {result.method} ({result.message})")
     if result.gtin or result.sku:
         click.echo(f"gtin/sku  {result.gtin or '-'} / {result.sku or '-'}")
+    _print_candidates(candidates)
+
+
+def _print_candidates(candidates: list[dict[str, Any]]) -> None:
     print_table("candidates", ["Price", "Cur", "Method", "Source", "Read from"],
                 ([c["price"], c["currency"], c["method"], c["source"], c["text"]] for c in candidates))
 

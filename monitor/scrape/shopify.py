@@ -20,6 +20,7 @@ from monitor.scrape.extract import Candidate, Extraction
 #: Content-Types the endpoint is served with (Shopify answers .js with JavaScript or JSON types)
 JSON_TYPES = ("application/json", "application/javascript", "text/javascript", "application/x-javascript")
 CENTS = Decimal(100)
+CENTS_EXPONENT = Decimal("0.01")
 
 
 def product_json_url(url: str) -> str | None:
@@ -67,7 +68,7 @@ def _cents(value: Any) -> Decimal | None:
     text = str(value).strip()
     if not text.isdigit() or len(text) > 14:
         return None
-    return Decimal(text) / CENTS
+    return (Decimal(text) / CENTS).quantize(CENTS_EXPONENT)
 
 
 def read_product_json(body: bytes, listing_url: str, currency: str | None) -> Extraction:

@@ -98,12 +98,12 @@ def test_a_rendered_sweep_reads_prices_obeys_robots_and_times_out(
     shop.pages["/p/robots"] = js_page(other_shop, api="/private/price")
     shop.pages["/private/price"] = Reply(200, '{"price": "1.00"}', {"Content-Type": "application/json"})
     shop.pages["/p/slow"] = js_page(other_shop, api="/api/slow")
-    shop.pages["/api/slow"] = Reply(200, '{"price": "2.00"}', {"Content-Type": "application/json"}, delay=3)
+    shop.pages["/api/slow"] = Reply(200, '{"price": "2.00"}', {"Content-Type": "application/json"}, delay=10)
     shop.pages["/p/gone"] = Reply(404, "no")
     shop.pages["/p/ws"] = js_page(other_shop, extra=f'<script>new WebSocket("ws://127.0.0.1:{other_shop.port}/ws")</script>')
     selectors = '[competitors.selectors]\nprice = "#price"\ncurrency = "EUR"\nin_stock = "text:In stock"\n'
     config = write_config(
-        SCRAPE.replace('timeout = "1s"', 'timeout = "2s"')
+        SCRAPE.replace('timeout = "1s"', 'timeout = "5s"')
         + "browser_pages = 2\n"
         + competitor_block("acme", shop, 'render = "browser"\n' + selectors)
     )
