@@ -94,12 +94,25 @@ class _PageRequests:
         self.budget = budget
         self.refused: list[str] = []
         self.last_activity = loop.time()
+        self.seen = 0  # requests the page started, as the browser reports them
+        self.unfinished = 0  # of those, not yet finished or failed in the browser
 
     def touch(self) -> None:
         self.last_activity = self.loop.time()
 
+    def started(self) -> None:
+        self.seen += 1
+        self.unfinished += 1
+        self.touch()
+
+    def ended(self) -> None:
+        self.unfinished = max(0, self.unfinished - 1)
+        self.touch()
+
     def quiet(self) -> bool:
-        return self.in_flight == 0 and self.loop.time() - self.last_activity >= QUIET_SECONDS
+        return (
+            self.in_flight == 0 and self.unfinished == 0 and self.loop.time() - self.last_activity >= QUIET_SECONDS
+        )
 
 
 @dataclass(eq=False)
@@ -180,8 +193,11 @@ class BrowserPool:
 
         await context.route("**/*", route)
         await context.route_web_socket("**/*", socket)
-        tab.page = await context.new_page()
-        tab.page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
+        tab.page = page = await context.new_page()
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
+        page.on("request", lambda _request: tab.job.requests.started() if tab.job else None)
+        page.on("requestfinished", lambda _request: tab.job.requests.ended() if tab.job else None)
+        page.on("requestfailed", lambda _request: tab.job.requests.ended() if tab.job else None)
         return tab
 
     async def _release(self, tab: _Tab, reusable: bool) -> None:
@@ -241,7 +257,14 @@ class BrowserPool:
         tab.job = _Render(fetcher, document, requests, allowed, _without_fragment(document.url))
         await tab.page.goto(document.url, wait_until="load", timeout=fetcher.timeout * 1000)
         settle_until = loop.time() + SETTLE_SECONDS
-        while not requests.quiet() and loop.time() < settle_until:
+        while loop.time() < settle_until:
+            if requests.quiet():
+                # Every response is in; one task turn in the page lets their callbacks write the
+                # DOM. Rendered unless that started new requests.
+                seen = requests.seen
+                await tab.page.evaluate(_NEXT_TASK)
+                if requests.quiet() and requests.seen == seen:
+                    break
             await asyncio.sleep(QUIET_SECONDS / 2)
         html = await tab.page.content()
         if requests.refused:
@@ -254,6 +277,7 @@ class BrowserPool:
         return Page("ok", document.url, 200, body=body, encoding="utf-8", listing_url=document.listing_url)
 
 
+_NEXT_TASK = "() => new Promise(resolve => setTimeout(resolve, 0))"
 _CLEAR_STORAGE = "() => { try { localStorage.clear(); sessionStorage.clear(); } catch (e) {} }"
 
 
