@@ -22,10 +22,48 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psutil
+
 from bench.process_meter import MeasuredRun, run_measured
 from bench.runner import DEFAULT_RESULTS, _date_u, append_results, child_env, describe_machine, pricemon_executable
 
 logger = logging.getLogger(__name__)
+
+#: seconds between two samples of proportional memory (reading smaps of every process is slow)
+PSS_INTERVAL_S = 0.5
+
+
+class PssMeter:
+    """Peak proportional set size of this process's descendants: RSS counts the memory Chromium's
+    processes share once per process, PSS splits it between them, so their sum is what they cost."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PssMeter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(PSS_INTERVAL_S):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_full_info().pss
+                except (psutil.Error, AttributeError):
+                    continue
+            self.peak = max(self.peak, total)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 1024 / 1024
 
 FILLER = "".join(f"<li class='spec'>Specification line {i}: stainless steel, 1.7 l, 2200 W</li>" for i in range(120))
 
@@ -96,7 +134,9 @@ def serve(pages: int, seed: int) -> ThreadingHTTPServer:
     return server
 
 
-def sweep(work: Path, base: str, kind: str, pages: int, args: argparse.Namespace) -> tuple[MeasuredRun, int, int]:
+def sweep(
+    work: Path, base: str, kind: str, pages: int, args: argparse.Namespace
+) -> tuple[MeasuredRun, float, int, int]:
     """One measured `pricemon scrape` over `pages` listings of `kind` ("js" or "plain"); returns the
     run, the prices read right and the listings with a wrong or no price."""
     run = work / kind
@@ -130,7 +170,8 @@ currency = "EUR"
     for what in ("products", "listings"):
         subprocess.run([*pricemon, "import", what, str(run / f"{what}.csv")], env=env, check=True,
                        capture_output=True)
-    measured = run_measured([*pricemon, "scrape", "--json"], env=env, cwd=run, timeout_s=3600)
+    with PssMeter() as pss:
+        measured = run_measured([*pricemon, "scrape", "--json"], env=env, cwd=run, timeout_s=3600)
     if measured.returncode != 0:
         raise SystemExit(f"bench.render: pricemon scrape failed: {measured.stderr[-2000:]}")
     listed = subprocess.run([*pricemon, "listings", "--json"], env=env, check=True, capture_output=True, text=True)
@@ -138,7 +179,7 @@ currency = "EUR"
     for row in json.loads(listed.stdout):
         i = int(row["sku"][1:])
         right += row.get("price") is not None and Decimal(row["price"]) == _price(i, args.seed)
-    return measured, right, pages - right
+    return measured, pss.peak_mb, right, pages - right
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,9 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="pricemon-bench-render-") as tmp:
             for kind, label in (("plain", "JSON-LD pages, no browser"), ("js", "JavaScript pages, render = browser")):
-                measured, right, wrong = sweep(Path(tmp), base, kind, args.pages, args)
+                measured, pss, right, wrong = sweep(Path(tmp), base, kind, args.pages, args)
                 rate = args.pages / measured.seconds if measured.seconds else 0.0
-                rows.append((label, measured, rate, right, wrong))
+                rows.append((label, measured, pss, rate, right, wrong))
     finally:
         server.shutdown()
         server.server_close()
@@ -186,12 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{subprocess.run([args.chromium, '--version'], capture_output=True, text=True).stdout.strip()}; "
         f"git {machine['git']}.",
         "",
-        "| sweep | seconds | pages/s | peak RSS MB (tree, Chromium included) | CPU s | read right | wrong or none |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| sweep | seconds | pages/s | peak RSS MB (sum over the tree) | peak PSS MB | CPU s | read right "
+        "| wrong or none |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, measured, rate, right, wrong in rows:
+    for label, measured, pss, rate, right, wrong in rows:
         lines.append(
-            f"| {label} | {measured.seconds:.2f} | {rate:,.1f} | {measured.peak_rss_mb:,.0f} | "
+            f"| {label} | {measured.seconds:.2f} | {rate:,.1f} | {measured.peak_rss_mb:,.0f} | {pss:,.0f} | "
             f"{measured.cpu_seconds:.1f} | {right} | {wrong} |"
         )
     section = "\n".join(lines) + "\n"

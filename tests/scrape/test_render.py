@@ -152,3 +152,20 @@ def test_render_without_a_browser_is_a_clear_error(tmp_path, pricemon_cli, write
     assert shop.hits["/p/1"] == 0
     local = pricemon("extract", str(tmp_path / "products.csv"), "--render", expect=None)
     assert local.exit_code != 0 and "--render needs an http(s) URL" in local.stderr
+
+
+def test_the_render_benchmark_runs_and_reads_every_price(tmp_path) -> None:
+    _browser_or_skip()
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    results = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.render", "--pages", "4", "--results", str(results)],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = results.read_text()
+    assert "Command: `python -m bench.render --pages 4" in text and "git " in text
+    assert "| JavaScript pages, render = browser |" in text and "| 4 | 0 |" in text
