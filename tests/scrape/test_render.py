@@ -89,6 +89,10 @@ def test_a_javascript_price_is_refused_without_render_and_read_with_it(pricemon_
     # Every request of the page went through pricemon's fetcher, with its User-Agent.
     assert all(ua.startswith("pricemon/") for ua in shop.user_agents)
 
+    # Finding the selector works on what the browser rendered.
+    found = pricemon("extract", shop.url("/p/1"), "--render", "--find", "229.99", "--json").json()
+    assert found["proposal"] == "#price"
+
 
 def test_a_rendered_sweep_reads_prices_obeys_robots_and_times_out(
     tmp_path, pricemon_cli, write_config, sqlite_url, shop, other_shop
@@ -137,6 +141,28 @@ def test_a_rendered_sweep_reads_prices_obeys_robots_and_times_out(
     pricemon("scrape", "--sku", "JS", "--json")
     row = by_sku(pricemon)["JS"]
     assert (row["last_outcome"], row["price"], row["in_stock"]) == ("changed", "199.00", None)
+
+STATEFUL = """<html><body><span id="price"></span><script>
+const seen = localStorage.getItem("seen") || sessionStorage.getItem("seen") || document.cookie.includes("seen=");
+document.querySelector("#price").textContent = (seen ? "2.00" : "1.00") + " EUR";
+localStorage.setItem("seen", "1"); sessionStorage.setItem("seen", "1"); document.cookie = "seen=1; path=/";
+</script></body></html>"""
+
+
+def test_one_rendered_page_leaves_nothing_for_the_next(tmp_path, pricemon_cli, write_config, sqlite_url, shop) -> None:
+    _browser_or_skip()
+    for name in ("a", "b", "c"):
+        shop.pages[f"/p/state/{name}"] = STATEFUL
+    config = write_config(
+        SCRAPE.replace('timeout = "1s"', 'timeout = "5s"')
+        + "browser_pages = 1\n"  # one tab: every page renders in the tab the one before used
+        + competitor_block("acme", shop, 'render = "browser"\n[competitors.selectors]\nprice = "#price"\n')
+    )
+    pricemon = pricemon_cli(config, sqlite_url)
+    setup_catalog(tmp_path, pricemon, [(n.upper(), "acme", shop.url(f"/p/state/{n}")) for n in ("a", "b", "c")])
+    pricemon("scrape")
+    assert {sku: row["price"] for sku, row in by_sku(pricemon).items()} == {"A": "1.00", "B": "1.00", "C": "1.00"}
+
 
 def test_render_without_a_browser_is_a_clear_error(tmp_path, pricemon_cli, write_config, sqlite_url, shop) -> None:
     config = write_config(
