@@ -164,6 +164,41 @@ def test_one_rendered_page_leaves_nothing_for_the_next(tmp_path, pricemon_cli, w
     assert {sku: row["price"] for sku, row in by_sku(pricemon).items()} == {"A": "1.00", "B": "1.00", "C": "1.00"}
 
 
+def test_a_rendered_pages_requests_keep_to_the_competitors_slot(
+    tmp_path, pricemon_cli, write_config, sqlite_url, shop, other_shop
+) -> None:
+    _browser_or_skip()
+    import threading
+    import time
+
+    serve_js_shop(shop, other_shop)
+    lock = threading.Lock()
+    load = {"now": 0, "most": 0}
+
+    def slow_api(_handler):
+        with lock:
+            load["now"] += 1
+            load["most"] = max(load["most"], load["now"])
+        time.sleep(0.3)
+        with lock:
+            load["now"] -= 1
+        return Reply(200, '{"price": "3.00"}', {"Content-Type": "application/json"})
+
+    shop.pages["/api/price/1"] = slow_api
+    config = write_config(
+        SCRAPE.replace('timeout = "1s"', 'timeout = "10s"')
+        + "browser_pages = 4\n"
+        + competitor_block("acme", shop, 'render = "browser"\n[competitors.selectors]\nprice = "#price"\n')
+        .replace("max_concurrency = 4", "max_concurrency = 1")
+    )
+    pricemon = pricemon_cli(config, sqlite_url)
+    setup_catalog(tmp_path, pricemon, [(f"S{i}", "acme", shop.url(f"/p/1?copy={i}")) for i in range(4)])
+    pricemon("scrape")
+    assert {row["price"] for row in by_sku(pricemon).values()} == {"3.00"}
+    assert shop.hits["/api/price/1"] == 4
+    assert load["most"] == 1  # four pages rendering at once, yet one request at a time to the shop
+
+
 def test_render_without_a_browser_is_a_clear_error(tmp_path, pricemon_cli, write_config, sqlite_url, shop) -> None:
     config = write_config(
         SCRAPE
