@@ -200,6 +200,10 @@ def config_group() -> None:
 def config_check(app: App, as_json: bool) -> None:
     """Validate the config file and print what pricemon understood."""
     settings = app.settings
+    if any(c.render == "browser" for c in settings.competitors):
+        from monitor.scrape.render import check_browser
+
+        check_browser(settings.scrape.browser_executable)  # a sweep would refuse to start
     data = settings.model_dump(mode="json", exclude={"source"})
     data["database_url"] = redact_url(settings.database_url)
     for competitor in data.get("competitors", []):

@@ -206,6 +206,8 @@ def test_render_without_a_browser_is_a_clear_error(tmp_path, pricemon_cli, write
         + competitor_block("acme", shop, 'render = "browser"\n')
     )
     pricemon = pricemon_cli(config, sqlite_url)
+    check = pricemon("config", "check", expect=None)
+    assert check.exit_code != 0 and "Chromium at /nonexistent/chromium" in check.stderr
     setup_catalog(tmp_path, pricemon, [("A", "acme", shop.url("/p/1"))])
     failed = pricemon("scrape", expect=None)
     assert failed.exit_code != 0
