@@ -19,7 +19,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from monitor.errors import ConfigError
 from monitor.money import format_amount, parse_amount
-from monitor.scrape.extract import Extraction, ExtractionRules, _price_text
+from monitor.scrape.extract import Extraction, ExtractionRules, _price_text, _utf8_or_decoded
 from monitor.scrape.fetch import extraction_rules
 from monitor.scrape.price import parse_price_detail
 from monitor.scrape.probe import Source, override_rules
@@ -108,7 +108,8 @@ def parse_target(text: str) -> Decimal:
 def _tree(source: Source) -> LexborHTMLParser:
     if source.shop.platform == "shopify":
         raise ConfigError(f'--find reads HTML pages; competitor {source.shop.name!r} is read as platform = "shopify"')
-    return LexborHTMLParser(source.page.body.decode(source.page.encoding or "utf-8", errors="replace"))
+    # Decoded exactly as extract decodes it (HTTP charset, else <meta charset>, else UTF-8).
+    return LexborHTMLParser(_utf8_or_decoded(source.page.body, source.page.encoding))
 
 
 def _describe(node: LexborNode) -> str:
