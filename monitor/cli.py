@@ -200,6 +200,10 @@ def config_group() -> None:
 def config_check(app: App, as_json: bool) -> None:
     """Validate the config file and print what pricemon understood."""
     settings = app.settings
+    if any(c.render == "browser" for c in settings.competitors):
+        from monitor.scrape.render import check_browser
+
+        check_browser(settings.scrape.browser_executable)  # a sweep would refuse to start
     data = settings.model_dump(mode="json", exclude={"source"})
     data["database_url"] = redact_url(settings.database_url)
     for competitor in data.get("competitors", []):
@@ -446,46 +450,80 @@ def _print_sweep(summary: Any) -> None:
 
 
 @cli.command("extract")
-@click.argument("source")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @click.option("--selector", help="CSS selector of the price (overrides the competitor's).")
 @click.option("--currency", help="ISO 4217 code used when the page does not say.")
 @click.option("--decimal-separator", type=click.Choice([".", ","]), help="How to read ambiguous price text.")
 @click.option("--competitor", help="Use this competitor's selectors, headers and politeness.")
+@click.option("--in-stock", "in_stock", help='Stock rule to try: CSS selector or "text:phrase" meaning in stock.')
+@click.option("--out-of-stock", "out_of_stock", help='Stock rule to try: CSS selector or "text:phrase" for sold out.')
+@click.option("--render", is_flag=True, help="Render the page in headless Chromium first (as render = \"browser\").")
+@click.option("--find", "finds", multiple=True, metavar="PRICE",
+              help="List the elements that show PRICE, with a selector for each; one per SOURCE, in order.")
 @json_option
 @pass_app
 def extract_command(
     app: App,
-    source: str,
+    sources: tuple[str, ...],
     selector: str | None,
     currency: str | None,
     decimal_separator: str | None,
     competitor: str | None,
+    in_stock: str | None,
+    out_of_stock: str | None,
+    render: bool,
+    finds: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Show what pricemon would record for one page: SOURCE is an http(s) URL or a local HTML file."""
+    """Show what pricemon would record for one page: SOURCE is an http(s) URL or a local HTML file.
+
+    \b
+    With --find PRICE: which elements show that price, and what each one's selector reads.
+    Several SOURCEs of one shop, one --find each: the selector that reads all of them.
+    """
     from monitor.errors import ExtractionError
     from monitor.money import format_amount
     from monitor.scrape.extract import validate_selector
-    from monitor.scrape.probe import probe_source
+    from monitor.scrape.probe import load_source, probe_source
 
     if selector is not None and (problem := validate_selector(selector)):
         raise click.BadParameter(problem, param_hint="--selector")
-    result = probe_source(
-        app.settings,
-        source,
-        selector=selector,
-        currency=currency,
-        decimal_separator=decimal_separator,
-        competitor=competitor,
-    )
+    options: dict[str, Any] = {"selector": selector, "currency": currency, "decimal_separator": decimal_separator,
+               "in_stock": in_stock, "out_of_stock": out_of_stock}
+    if finds or len(sources) > 1:
+        if len(finds) != len(sources):
+            raise click.UsageError(f"give one --find PRICE per SOURCE ({len(sources)} source(s), {len(finds)} --find)")
+        from monitor.scrape.finder import find_selectors
+
+        pages = [load_source(app.settings, s, competitor=competitor, render=render) for s in sources]
+        found = find_selectors(pages, finds, **options)
+        if as_json:
+            print_json(found.to_json())
+        else:
+            _print_found(found)
+        if not found.proposal:
+            where = "every page" if len(sources) > 1 else sources[0]
+            raise ExtractionError(f"no selector reads {', '.join(finds)} on {where}")
+        return
+    from monitor.scrape.fetch import extraction_rules
+    from monitor.scrape.finder import candidate_texts
+    from monitor.scrape.probe import override_rules
+
+    source = sources[0]
+    loaded = load_source(app.settings, source, competitor=competitor, render=render)
+    result = probe_source(app.settings, source, loaded=loaded, **options)
+    texts = candidate_texts(loaded, override_rules(extraction_rules(loaded.shop), **options), result)
     candidates = [
-        {"price": format_amount(c.price), "currency": c.currency, "method": c.method, "source": c.source}
-        for c in result.candidates
+        {"price": format_amount(c.price), "currency": c.currency, "method": c.method, "source": c.source,
+         "text": text}
+        for c, text in zip(result.candidates, texts, strict=True)
     ]
     if result.status != "ok":
         if as_json:
             print_json({"price": None, "currency": None, "in_stock": result.in_stock, "method": None,
                         "status": result.status, "message": result.message, "candidates": candidates})
+        elif candidates:
+            _print_candidates(candidates)
         raise ExtractionError(f"{source}: {result.status}: {result.message}")
     data = {
         "price": format_amount(result.price),
@@ -505,8 +543,28 @@ def extract_command(
     click.echo(f"method    {result.method} ({result.message})")
     if result.gtin or result.sku:
         click.echo(f"gtin/sku  {result.gtin or '-'} / {result.sku or '-'}")
-    print_table("candidates", ["Price", "Cur", "Method", "Source"],
-                ([c["price"], c["currency"], c["method"], c["source"]] for c in candidates))
+    _print_candidates(candidates)
+
+
+def _print_candidates(candidates: list[dict[str, Any]]) -> None:
+    print_table("candidates", ["Price", "Cur", "Method", "Source", "Read from"],
+                ([c["price"], c["currency"], c["method"], c["source"], c["text"]] for c in candidates))
+
+
+def _print_found(found: Any) -> None:
+    for page in found.pages:
+        print_table(
+            f"{page.source}: {len(page.matches)} element(s) showing {page.price}",
+            ["Element", "Text", "Selector", "extract gives"],
+            (
+                [m.element, m.text, m.selector or "-",
+                 f"{m.result.status} {m.result.price or ''} {m.result.currency or ''}".strip() if m.result else "-"]
+                for m in page.matches
+            ),
+        )
+    if found.proposal:
+        click.echo(f"selector  {found.proposal}   (reads the price of every page given)")
+        click.echo(f"config    [competitors.selectors] price = {json.dumps(found.proposal)}")
 
 
 # --- daemon and status (issue 4) ------------------------------------------------------------

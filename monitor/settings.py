@@ -149,6 +149,12 @@ class Competitor(Section):
     selectors: Selectors = Field(
         default_factory=lambda: Selectors(), description="How to read this competitor's pages."
     )
+    render: Literal["http", "browser"] = Field(
+        "http", description='"browser": render pages in headless Chromium before reading them (pricemon[browser]).'
+    )
+    platform: Literal["html", "shopify"] = Field(
+        "html", description='"shopify": read each product\'s /products/<handle>.js instead of its HTML page.'
+    )
 
     @field_validator("name")
     @classmethod
@@ -182,6 +188,12 @@ class Competitor(Section):
             raise ValueError("set either `every` or `cron`, not both")
         if self.every is not None and self.every.total_seconds() < 1:
             raise ValueError("`every` must be at least 1s")
+        if self.platform == "shopify" and self.selectors.currency is None:
+            # The .js endpoint never names its currency, and /cart.js (which does) is disallowed
+            # by Shopify's default robots.txt: the user says it once here.
+            raise ValueError('platform = "shopify" needs [competitors.selectors] currency (the .js has none)')
+        if self.platform == "shopify" and self.render == "browser":
+            raise ValueError('platform = "shopify" reads JSON, which needs no browser: drop render = "browser"')
         return self
 
     @property
@@ -220,6 +232,13 @@ class ScrapeSettings(Section):
         from monitor.scrape.addresses import parse_networks
 
         return tuple(str(network) for network in parse_networks(value))
+
+    browser_pages: int = Field(
+        4, ge=1, le=64, description='Pages rendered at once per worker for competitors with render = "browser".'
+    )
+    browser_executable: str = Field(
+        "/usr/bin/chromium", description="The Chromium that renders pages (never downloaded by pricemon)."
+    )
 
 
 class SchedulerSettings(Section):

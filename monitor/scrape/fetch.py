@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_random_exponential
@@ -21,10 +21,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from monitor.scrape.addresses import AddressPolicy, parse_networks
 from monitor.scrape.extract import Extraction, ExtractionRules, extract
 from monitor.scrape.politeness import RobotsRules, Slot, parse_retry_after
+from monitor.scrape.shopify import JSON_TYPES, product_json_url, read_product_json
 from monitor.scrape.transport import PageResponse, PageTransport, TransportFailure, default_transport
 from monitor.settings import Competitor, ScrapeSettings
 from monitor.store.history import CheckResult
 from monitor.store.models import utcnow
+
+if TYPE_CHECKING:
+    from monitor.scrape.render import BrowserPool
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,8 @@ class Page:
     error: str | None = None
     retryable: bool = False
     retry_after: float | None = None
+    listing_url: str | None = None  # the listing's own URL when another one was fetched for it
+    content_type: str = ""
 
 
 def _charset(content_type: str) -> str | None:
@@ -87,6 +93,7 @@ class Fetcher:
         scrape: ScrapeSettings,
         *,
         transport: PageTransport | None = None,
+        renderer: BrowserPool | None = None,
     ) -> None:
         self.competitor = competitor
         self.scrape = scrape
@@ -114,7 +121,12 @@ class Fetcher:
         self._blocked_robots: dict[str, str] = {}  # robots.txt URL -> why its address was refused
         self.rules = extraction_rules(competitor)
         # Part of the body hash: the same page read with other selectors is not "unchanged".
-        self._rules_fingerprint = repr(self.rules).encode()
+        self._rules_fingerprint = repr((self.rules, competitor.platform, competitor.render)).encode()
+        self.shopify = competitor.platform == "shopify"
+        # render = "browser": pages are rendered in the sweep's shared headless Chromium, which
+        # also gets the scripts and JSON they load through this fetcher
+        self.renderer = renderer if competitor.render == "browser" else None
+        self.page_types = PAGE_TYPES + JSON_TYPES if self.shopify or competitor.render == "browser" else PAGE_TYPES
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -128,6 +140,22 @@ class Fetcher:
     # -- fetching ------------------------------------------------------------------------------
 
     async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Page:
+        """Fetch the listing at `url` as this competitor needs it read: its page (rendered in the
+        browser for render = "browser") or, for a Shopify shop, its product's `.js` endpoint."""
+        if self.shopify:
+            json_url = product_json_url(url)
+            if json_url is None:
+                return Page("not_found", url, error="not a Shopify product URL (no /products/<handle>)")
+            page = await self.get(json_url, etag=etag, last_modified=last_modified)
+            page.listing_url = url
+            return page
+        if self.renderer is not None:
+            # No validators: the document may be unchanged while what its scripts load is not.
+            page = await self.get(url)
+            return await self.renderer.render(self, page) if page.outcome == "ok" else page
+        return await self.get(url, etag=etag, last_modified=last_modified)
+
+    async def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Page:
         """Fetch `url` with retries (exponential backoff with jitter) on transient failures."""
         page = await self._fetch_once(url, etag, last_modified)
         if not page.retryable or not self.scrape.retries:
@@ -254,7 +282,7 @@ class Fetcher:
             )
         content_type = response.header("Content-Type") or ""
         media = content_type.split(";")[0].strip().lower()
-        if media and media not in PAGE_TYPES:
+        if media and media not in self.page_types:
             return Page("invalid_content", url, status, error=f"not a web page: Content-Type {media[:80]}")
         if robots:
             # Its first 500 KiB, up to the last whole line: a line cut short could allow too much.
@@ -275,6 +303,7 @@ class Fetcher:
             status,
             body=body,
             encoding=_charset(content_type),
+            content_type=media,
             etag=etag,
             last_modified=last_modified,
         )
@@ -325,6 +354,9 @@ class Fetcher:
             listing_id, page, product_gtin=product_gtin, product_currency=product_currency, body_hash=body_hash
         )
 
+    def read(self, page: Page) -> Extraction:
+        return read_page(self.competitor, self.rules, page)
+
     def judge(
         self,
         listing_id: int,
@@ -348,7 +380,7 @@ class Fetcher:
                 listing_id, "unchanged", now, etag=page.etag, last_modified=page.last_modified, body_hash=new_hash
             )
         try:
-            extraction = extract(page.body, self.rules, encoding=page.encoding)
+            extraction = self.read(page)
         except Exception as exc:  # a parser bug must cost one listing, not the sweep
             logger.exception("extraction crashed on %s", page.url)
             return CheckResult(listing_id, "invalid_content", now, error=f"extraction failed: {_short(exc)}")
@@ -361,6 +393,13 @@ class Fetcher:
             product_gtin=product_gtin,
             product_currency=product_currency,
         )
+
+
+def read_page(competitor: Competitor, rules: ExtractionRules, page: Page) -> Extraction:
+    """What a fetched page says: its HTML read by `extract`, or a Shopify product's JSON."""
+    if competitor.platform == "shopify":
+        return read_product_json(page.body, page.listing_url or page.url, rules.currency)
+    return extract(page.body, rules, encoding=page.encoding)
 
 
 def _gtin_key(value: str) -> str:

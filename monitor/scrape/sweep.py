@@ -118,6 +118,10 @@ def run_sweep(
     monitor.errors.DatabaseError if the database is unusable (the daemon retries), ConfigError for
     unknown competitor names."""
     names = _resolve_competitors(settings, competitors)
+    if any(c.render == "browser" for c in settings.competitors if c.name in names):
+        from monitor.scrape.render import check_browser
+
+        check_browser(settings.scrape.browser_executable)  # before the run is opened, not per listing
     started = time.perf_counter()
     now = utcnow()
     store = open_store(settings.database_url)
@@ -323,7 +327,15 @@ async def _sweep_shard(
     from monitor.scrape.fetch import Fetcher
 
     settings = job.settings
-    fetchers = [Fetcher(settings.competitor(name), settings.scrape) for name in names]  # type: ignore[arg-type]
+    renderer = None
+    if any(settings.competitor(name).render == "browser" for name in names):  # type: ignore[union-attr]
+        from monitor.scrape.render import BrowserPool
+
+        renderer = BrowserPool(settings.scrape.browser_pages, settings.scrape.browser_executable)
+    fetchers = [
+        Fetcher(settings.competitor(name), settings.scrape, renderer=renderer)  # type: ignore[arg-type]
+        for name in names
+    ]
     in_flight = asyncio.Semaphore(settings.scrape.max_connections)
     # Batches are stored off the event loop. SQLite has one writer at a time anyway, so one
     # thread; a server database stores several batches at once (3 measured best for PostgreSQL
@@ -362,6 +374,8 @@ async def _sweep_shard(
         writer.shutdown(wait=True)
         for fetcher in fetchers:
             await fetcher.aclose()
+        if renderer is not None:
+            await renderer.aclose()
     return ("interrupted" if stop.is_set() else "finished"), None
 
 
