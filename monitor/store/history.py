@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import ColumnElement, Row, Table, any_, bindparam, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, any_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.util import AliasedClass
@@ -39,6 +39,11 @@ FAILURE_OUTCOMES = frozenset(
         "invalid_content",
     }
 )
+#: outcomes that say the page is no longer an offer for our product: its latest price is no
+#: longer one (the history stays), until a check reads the page again
+NOT_AN_OFFER = frozenset({"gone", "mismatch", "not_found", "ambiguous"})
+#: a check that saw the latest state again without reading a price: a 304, or the same body
+SEEN_AGAIN = frozenset({"not_modified", "unchanged"})
 #: what a fetcher may report; "observed" (a price was read) becomes changed/unchanged/suspicious here
 FETCH_OUTCOMES = FAILURE_OUTCOMES | {"observed", "not_modified", "unchanged"}
 
@@ -113,16 +118,29 @@ def record_checks(
     postgresql = session.connection().dialect.name == "postgresql"
     ids = [r.listing_id for r in results]
     listing_rows = session.execute(
-        select(Listing.id, Listing.latest_history_id, Listing.consecutive_failures, Listing.last_success_at).where(
-            _among(Listing.id, ids, postgresql)
+        select(
+            Listing.id,
+            Listing.latest_history_id,
+            Listing.consecutive_failures,
+            Listing.last_success_at,
+            PriceHistory.suspicious,
         )
+        .outerjoin(PriceHistory, PriceHistory.id == Listing.latest_history_id)
+        .where(_among(Listing.id, ids, postgresql))
     ).all()
     latest_id = {row.id: row.latest_history_id for row in listing_rows}
     failures = {row.id: row.consecutive_failures for row in listing_rows}
     last_success = {row.id: row.last_success_at for row in listing_rows}
-    # Only a page that was read needs its listing's latest state to compare with; a 304 or an
-    # unchanged body saw the latest row again, which the listing's last_success_at records.
-    compared = [latest_id[r.listing_id] for r in results if r.outcome == "observed" and latest_id.get(r.listing_id)]
+    unconfirmed = {row.id for row in listing_rows if row.suspicious}
+    # A page that was read needs its listing's latest state to compare with; a 304 or an
+    # unchanged body saw the latest row again, which the listing's last_success_at records, and
+    # needs it only when that row is suspicious: seeing it again confirms it.
+    compared = [
+        latest_id[r.listing_id]
+        for r in results
+        if latest_id.get(r.listing_id)
+        and (r.outcome == "observed" or (r.outcome in SEEN_AGAIN and r.listing_id in unconfirmed))
+    ]
     latest: dict[int, Row[int, int, Decimal | None, str | None, bool | None, bool, datetime]] = {}
     if compared:
         for row in session.execute(
@@ -148,11 +166,16 @@ def record_checks(
         if result.listing_id not in latest_id:
             continue  # deleted while it was being checked
         outcome = result.outcome
-        if outcome in ("not_modified", "unchanged"):
+        previous = latest.get(result.listing_id)
+        if outcome in SEEN_AGAIN:
             if latest_id[result.listing_id] is None:
                 outcome = "not_found"  # nothing recorded yet to be unchanged from; should not happen
+            elif previous is not None and previous.suspicious:
+                # The same page as the check that read the suspicious price: seen a second time.
+                confirmations.append({"b_id": previous.id, "run_id": run_id, "suspicious": False})
+                outcome = "changed"
+                changes.append(_confirmed(result.listing_id, previous))
         elif outcome == "observed":
-            previous = latest.get(result.listing_id)
             same = (
                 previous is not None
                 and previous.price == result.price
@@ -164,19 +187,7 @@ def record_checks(
                     # still the latest row: its listing's last_success_at says when it was seen
                     confirmations.append({"b_id": previous.id, "run_id": run_id, "suspicious": False})
                     outcome = "changed"
-                    # The state before the suspicious row is not at hand here; whoever needs it
-                    # (alerts) reads it from the history.
-                    changes.append(
-                        StateChange(
-                            listing_id=result.listing_id,
-                            history_id=previous.id,
-                            old_price=None,
-                            new_price=previous.price,
-                            old_in_stock=None,
-                            new_in_stock=previous.in_stock,
-                            currency=previous.currency,
-                        )
-                    )
+                    changes.append(_confirmed(result.listing_id, previous))
                 else:
                     outcome = "unchanged"
             else:
@@ -217,7 +228,9 @@ def record_checks(
         }
         if success:
             update_row["last_success_at"] = result.checked_at
-        if result.etag is not None or result.last_modified is not None or outcome == "changed":
+        if result.etag is not None or result.last_modified is not None or (
+            outcome == "changed" and result.outcome == "observed"
+        ):
             update_row["etag"] = result.etag
             update_row["last_modified"] = result.last_modified
         if result.body_hash is not None:
@@ -254,6 +267,22 @@ def record_checks(
     return RecordResult(outcomes, changes, rows_inserted=len(new_rows))
 
 
+def _confirmed(
+    listing_id: int, row: Row[int, int, Decimal | None, str | None, bool | None, bool, datetime]
+) -> StateChange:
+    """A suspicious state seen again is now trusted. The state before it is not at hand here;
+    whoever needs it (alerts) reads it from the history."""
+    return StateChange(
+        listing_id=listing_id,
+        history_id=row.id,
+        old_price=None,
+        new_price=row.price,
+        old_in_stock=None,
+        new_in_stock=row.in_stock,
+        currency=row.currency,
+    )
+
+
 def _among(column: InstrumentedAttribute[int], ids: list[int], postgresql: bool) -> ColumnElement[bool]:
     """`column IN ids`. On PostgreSQL as one array parameter (`= ANY`): an IN list of a batch's
     500 ids is rendered, sent and parsed anew for every batch and is never prepared (SELECT of
@@ -271,6 +300,12 @@ def seen_until(history: type[PriceHistory] | AliasedClass[PriceHistory] = PriceH
     """
     latest = func.coalesce(Listing.last_success_at, history.last_seen_at, type_=history.last_seen_at.type)
     return case((history.id == Listing.latest_history_id, latest), else_=history.last_seen_at)
+
+
+def counts_as_offer() -> ColumnElement[bool]:
+    """For a query over listings: the listing's latest state is still an offer (its latest check
+    did not say the page is gone, shows another product, or has no price any more)."""
+    return or_(Listing.last_outcome.is_(None), Listing.last_outcome.not_in(NOT_AN_OFFER))
 
 
 _HISTORY = cast(Table, PriceHistory.__table__)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from monitor.errors import NotFoundError, PricemonError
 from monitor.money import format_amount
 from monitor.store.database import Store
-from monitor.store.history import seen_until
+from monitor.store.history import counts_as_offer, seen_until
 from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, Suggestion, utcnow
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def latest_offers(session: Session, *, skus: Sequence[str] = (), chunk: int = 50
         .select_from(Product)
         .outerjoin(Listing, and_(Listing.product_id == Product.id, Listing.active.is_(True)))
         .outerjoin(Competitor, Competitor.id == Listing.competitor_id)
-        .outerjoin(PriceHistory, PriceHistory.id == Listing.latest_history_id)
+        .outerjoin(PriceHistory, and_(PriceHistory.id == Listing.latest_history_id, counts_as_offer()))
         .where(Product.active.is_(True))
         .order_by(Product.id)
     )
