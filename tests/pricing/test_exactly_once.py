@@ -1,0 +1,108 @@
+"""Everything happens exactly once: two `pricemon apply` processes at once apply each approved
+suggestion once (one audit row each) and post each change to the webhook once; on SQLite and
+PostgreSQL, with real processes and a real webhook server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from monitor.store.models import PriceChange, Suggestion
+from tests.pricing.conftest import Market
+
+PRODUCTS = 400
+
+
+class SlowWebhook:
+    """Accepts every POST after `delay` seconds (so two sends overlap) and counts each change_id."""
+
+    def __init__(self, delay: float) -> None:
+        self.received: Counter[int] = Counter()
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                time.sleep(delay)
+                with hook.lock:
+                    hook.received.update(c["change_id"] for c in body["changes"])
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/prices"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def slow_webhook() -> Iterator[SlowWebhook]:
+    hook = SlowWebhook(delay=0.3)
+    yield hook
+    hook.close()
+
+
+def _pricemon_process(market: Market, *args: str) -> subprocess.Popen[str]:
+    exe = Path(sys.executable).with_name("pricemon")
+    argv = [str(exe), "--config", str(market.config_path), "--database-url", market.database_url, *args]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def _approved_catalogue(market: Market) -> None:
+    skus = [f"S-{i:04d}" for i in range(PRODUCTS)]
+    market.products("sku,name,price,currency\n" + "".join(f"{s},Thing {s},50.00,EUR\n" for s in skus))
+    market.listings((s, "acme") for s in skus)
+    market.observe({(s, "acme"): "40.00" for s in skus})
+    market.pricemon("suggest")
+    assert market.pricemon("approve", "--all", "--json").json()["approved"] == PRODUCTS
+
+
+def test_two_applies_at_once_apply_and_send_each_change_once(market: Market, slow_webhook: SlowWebhook) -> None:
+    market.reconfigure(f'[feed]\nwebhook_url = "{slow_webhook.url}"\nbatch_size = 40\nretries = 0\n')
+    _approved_catalogue(market)
+
+    first, second = (_pricemon_process(market, "apply", "--json") for _ in range(2))
+    results = [json.loads(p.communicate(timeout=300)[0]) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0]
+
+    applied = [change["suggestion_id"] for result in results for change in result["applied"]]
+    assert len(applied) == PRODUCTS and len(set(applied)) == PRODUCTS  # each by exactly one process
+    with market.store.session() as session:
+        changes = session.scalar(select(func.count()).select_from(PriceChange))
+        per_suggestion = session.execute(
+            select(PriceChange.suggestion_id, func.count()).group_by(PriceChange.suggestion_id)
+        ).all()
+        statuses = Counter(session.scalars(select(Suggestion.status)))
+        unsent = session.scalar(select(func.count()).where(PriceChange.feed_state != "sent"))
+    assert changes == PRODUCTS  # one audit row per change
+    assert {n for _, n in per_suggestion} == {1}
+    assert statuses == {"applied": PRODUCTS}
+    assert unsent == 0
+    # The feed: every change posted, none twice, though both sends ran at the same time.
+    assert len(slow_webhook.received) == PRODUCTS
+    assert set(slow_webhook.received.values()) == {1}
+    sent = [result["feed"]["sent"] for result in results]
+    assert sum(sent) == PRODUCTS
+    products = {p["price"] for p in market.pricemon("products", "--json").json()}
+    assert products == {"39.99"}
