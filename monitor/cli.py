@@ -224,16 +224,27 @@ def import_group() -> None:
 
 @import_group.command("products")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--overwrite-prices",
+    is_flag=True,
+    help="Take the file's prices even where pricemon applied a price after the product's last import.",
+)
 @json_option
 @pass_app
-def import_products_command(app: App, file: Path, as_json: bool) -> None:
+def import_products_command(app: App, file: Path, overwrite_prices: bool, as_json: bool) -> None:
     """Upsert our products from FILE (columns sku,name,price,currency; optional
-    cost,min_price,max_price,map_price,gtin,tags with tags separated by ';')."""
+    cost,min_price,max_price,map_price,gtin,tags with tags separated by ';'). A product whose price
+    pricemon applied after its last import keeps that price (listed) unless --overwrite-prices."""
     from monitor.store.catalog import import_products
 
     with app.store().session() as session:
-        summary = import_products(session, file)
+        summary = import_products(session, file, overwrite_prices=overwrite_prices)
     _print_import(file, "products", summary, as_json)
+    if summary.kept_prices and not as_json:
+        click.echo(
+            f"kept the price pricemon applied since the last import for {len(summary.kept_prices)} product(s): "
+            f"{', '.join(summary.kept_prices)} (--overwrite-prices takes the file's)"
+        )
 
 
 @import_group.command("listings")
@@ -251,6 +262,8 @@ def import_listings_command(app: App, file: Path, as_json: bool) -> None:
 
 def _print_import(file: Path, what: str, summary: Any, as_json: bool) -> None:
     data = {"file": str(file), "inserted": summary.inserted, "updated": summary.updated, "unchanged": summary.unchanged}
+    if what == "products":
+        data["kept_prices"] = list(summary.kept_prices)
     if as_json:
         print_json(data)
     else:

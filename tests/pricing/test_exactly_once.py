@@ -106,3 +106,38 @@ def test_two_applies_at_once_apply_and_send_each_change_once(market: Market, slo
     assert sum(sent) == PRODUCTS
     products = {p["price"] for p in market.pricemon("products", "--json").json()}
     assert products == {"39.99"}
+
+
+def test_a_reimport_keeps_prices_pricemon_applied_since_the_last_import(market: Market) -> None:
+    exported = "sku,name,price,currency\nA-1,Kettle,50.00,EUR\nB-2,Toaster,50.00,EUR\nC-3,Mug,50.00,EUR\n"
+    market.products(exported)
+    market.listings([("A-1", "acme"), ("B-2", "acme")])
+    market.observe({("A-1", "acme"): "40.00", ("B-2", "acme"): "45.00"})
+    market.pricemon("suggest")
+    market.pricemon("approve", "--all")
+    market.pricemon("apply")
+    prices = lambda: {p["sku"]: (p["name"], p["price"]) for p in market.pricemon("products", "--json").json()}  # noqa: E731
+    assert prices() == {"A-1": ("Kettle", "39.99"), "B-2": ("Toaster", "44.99"), "C-3": ("Mug", "50.00")}
+
+    # The same old export again, with a new name and a new price for C-3 (never applied): the
+    # applied prices stay, the SKUs are listed, everything else is imported.
+    path = market.tmp_path / "products.csv"
+    path.write_text(exported.replace("Kettle", "Kettle 2l").replace("Mug,50.00", "Mug,12.00"), encoding="utf-8")
+    result = market.pricemon("import", "products", str(path), "--json").json()
+    assert result["kept_prices"] == ["A-1", "B-2"]
+    assert prices() == {"A-1": ("Kettle 2l", "39.99"), "B-2": ("Toaster", "44.99"), "C-3": ("Mug", "12.00")}
+    text = market.pricemon("import", "products", str(path)).stdout
+    assert "A-1, B-2" in text and "--overwrite-prices" in text  # still kept on a second try
+
+    # A file that agrees with the applied price, then one that moves it: the file is newer now.
+    path.write_text("sku,name,price,currency\nB-2,Toaster,44.99,EUR\n", encoding="utf-8")
+    assert market.pricemon("import", "products", str(path), "--json").json()["kept_prices"] == []
+    path.write_text("sku,name,price,currency\nB-2,Toaster,46.00,EUR\n", encoding="utf-8")
+    assert market.pricemon("import", "products", str(path), "--json").json()["kept_prices"] == []
+    assert prices()["B-2"] == ("Toaster", "46.00")
+
+    # --overwrite-prices takes the file's price regardless.
+    path.write_text(exported, encoding="utf-8")
+    result = market.pricemon("import", "products", str(path), "--overwrite-prices", "--json").json()
+    assert result["kept_prices"] == []
+    assert prices()["A-1"] == ("Kettle", "50.00")
