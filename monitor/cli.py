@@ -732,16 +732,21 @@ def suggestions_command(app: App, status: str, skus: tuple[str, ...], limit: int
 
 
 def _decide(app: App, status: str, ids: tuple[int, ...], skus: tuple[str, ...], everything: bool, by: str | None,
-            as_json: bool) -> None:
+            dry_run: bool, as_json: bool) -> None:
     from monitor.store.suggestions import decide
 
     who = by or _current_user()
     with app.store().session() as session:
-        count = decide(session, status, ids=ids, skus=skus, everything=everything, by=who)
+        decided = decide(session, status, ids=ids, skus=skus, everything=everything, by=who, dry_run=dry_run)
     if as_json:
-        print_json({status: count})
-    else:
-        click.echo(f"{count} suggestion(s) {status}")
+        print_json({status: len(decided), "ids": [d["id"] for d in decided], "suggestions": decided,
+                    "dry_run": dry_run})
+        return
+    verb = {"approved": "approve", "rejected": "reject"}[status]
+    click.echo(f"would {verb} {len(decided)} suggestion(s) (dry run: nothing changed)" if dry_run
+               else f"{len(decided)} suggestion(s) {status}")
+    for d in decided:
+        click.echo(f"  {d['id']} {d['sku']}: {d['current_price']} -> {d['suggested_price']} {d['currency']}")
 
 
 def _current_user() -> str:
@@ -755,6 +760,7 @@ def _current_user() -> str:
 
 
 _by_option = click.option("--by", default=None, help="Who decides (default: $USER).")
+_dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
 
 
 def _decision_command(name: str, status: str, verb: str) -> None:
@@ -762,14 +768,16 @@ def _decision_command(name: str, status: str, verb: str) -> None:
 
     @click.argument("ids", nargs=-1, type=int)
     @click.option("--sku", "skus", multiple=True, help="Pending suggestions of this SKU (repeatable).")
-    @click.option("--all", "everything", is_flag=True, help="Every pending suggestion.")
+    @click.option("--all", "everything", is_flag=True, help="Every pending suggestion (not with IDs or --sku).")
     @_by_option
+    @_dry_run_option
     @json_option
     @pass_app
     def decide(
-        app: App, ids: tuple[int, ...], skus: tuple[str, ...], everything: bool, by: str | None, as_json: bool
+        app: App, ids: tuple[int, ...], skus: tuple[str, ...], everything: bool, by: str | None, dry_run: bool,
+        as_json: bool,
     ) -> None:
-        _decide(app, status, ids, skus, everything, by, as_json)
+        _decide(app, status, ids, skus, everything, by, dry_run, as_json)
 
     decide.__doc__ = f"{verb} pending suggestions: ID..., --sku SKU or --all."
     cli.command(name)(decide)
@@ -781,17 +789,30 @@ _decision_command("reject", "rejected", "Reject")
 
 @cli.command("apply")
 @_by_option
+@_dry_run_option
 @json_option
 @pass_app
-def apply_command(app: App, by: str | None, as_json: bool) -> None:
+def apply_command(app: App, by: str | None, dry_run: bool, as_json: bool) -> None:
     """Apply approved suggestions (audit record each) and send the price feed."""
     from dataclasses import asdict
 
     from monitor.pricing.workflow import apply_suggestions
 
+    if dry_run:
+        from monitor.store.suggestions import approved_rows
+
+        with app.store().session() as session:
+            would = approved_rows(session)
+        if as_json:
+            print_json({"applied": would, "feed": None, "dry_run": True})
+            return
+        click.echo(f"would apply {len(would)} price(s) (dry run: nothing changed, no feed sent)")
+        for change in would:
+            click.echo(f"  {change['sku']}: {change['old_price']} -> {change['new_price']} {change['currency']}")
+        return
     applied, feed = apply_suggestions(app.settings, app.store(), by=by or _current_user())
     if as_json:
-        print_json({"applied": applied, "feed": asdict(feed)})
+        print_json({"applied": applied, "feed": asdict(feed), "dry_run": False})
         return
     click.echo(f"{len(applied)} price(s) applied")
     for change in applied:

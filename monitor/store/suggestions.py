@@ -213,12 +213,16 @@ def decide(
     everything: bool = False,
     by: str,
     now: datetime | None = None,
-) -> int:
-    """Approve or reject pending suggestions chosen by id, by SKU or all; returns how many."""
+    dry_run: bool = False,
+) -> list[dict[str, Any]]:
+    """Approve or reject pending suggestions chosen by id, by SKU or all; returns the ones decided
+    (id, sku, prices), by id. `dry_run` chooses the same ones and changes nothing."""
     if status not in ("approved", "rejected"):
         raise ValueError(status)
     if not (ids or skus or everything):
         raise PricemonError("say which suggestions: ID..., --sku SKU or --all")
+    if everything and (ids or skus):
+        raise PricemonError("--all decides every pending suggestion: give it alone, without IDs or --sku")
     when = now or utcnow()
     pending = select(Suggestion.id).where(Suggestion.status == "pending")
     chosen: set[int] = set()
@@ -240,17 +244,46 @@ def decide(
         )
     if everything:
         chosen.update(session.scalars(pending))
-    count = 0
     ordered = sorted(chosen)
+    decided: list[int] = []
     for start in range(0, len(ordered), 500):
-        result = session.execute(
-            update(Suggestion)
-            .where(Suggestion.id.in_(ordered[start : start + 500]), Suggestion.status == "pending")
-            .values(status=status, decided_at=when, decided_by=by)
-            .execution_options(synchronize_session=False)
+        chunk = ordered[start : start + 500]
+        if dry_run:
+            decided.extend(session.scalars(pending.where(Suggestion.id.in_(chunk))))
+            continue
+        # Only what is still pending when the UPDATE takes its row: another process may have
+        # decided some meanwhile, and those are not reported as decided here.
+        decided.extend(
+            session.scalars(
+                update(Suggestion)
+                .where(Suggestion.id.in_(chunk), Suggestion.status == "pending")
+                .values(status=status, decided_at=when, decided_by=by)
+                .returning(Suggestion.id)
+                .execution_options(synchronize_session=False)
+            )
         )
-        count += result.rowcount  # type: ignore[attr-defined]
-    return count
+    rows: list[dict[str, Any]] = []
+    decided.sort()
+    for start in range(0, len(decided), 500):
+        query = (
+            select(
+                Suggestion.id, Product.sku, Suggestion.current_price, Suggestion.suggested_price, Suggestion.currency
+            )
+            .join(Product, Product.id == Suggestion.product_id)
+            .where(Suggestion.id.in_(decided[start : start + 500]))
+            .order_by(Suggestion.id)
+        )
+        rows.extend(
+            {
+                "id": sid,
+                "sku": sku,
+                "current_price": format_amount(current),
+                "suggested_price": format_amount(suggested),
+                "currency": currency,
+            }
+            for sid, sku, current, suggested, currency in session.execute(query)
+        )
+    return rows
 
 
 def apply_approved(
