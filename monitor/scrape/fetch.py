@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_random_exponential
 
 from monitor.scrape.extract import Extraction, ExtractionRules, extract
-from monitor.scrape.politeness import RobotsRules, Slot, parse_retry_after
+from monitor.scrape.politeness import RobotsRules, RobotsUnreachable, Slot, parse_retry_after
 from monitor.scrape.transport import PageResponse, PageTransport, TransportFailure, default_transport
 from monitor.settings import Competitor, ScrapeSettings
 from monitor.store.history import CheckResult
@@ -166,7 +166,10 @@ class Fetcher:
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 return Page("http_error", current, error=f"refusing to fetch {current[:200]!r}: only http/https")
             if self.robots is not None:
-                allowed, why = await self.robots.allowed(current)
+                try:
+                    allowed, why = await self.robots.allowed(current)
+                except RobotsUnreachable as unreachable:
+                    return Page(unreachable.outcome, current, error=unreachable.message)
                 if not allowed:
                     return Page("blocked_by_robots", current, error=why)
             headers: dict[str, str] = {}
@@ -260,6 +263,8 @@ class Fetcher:
 
     async def _load_robots(self, url: str) -> tuple[int | None, str]:
         page = await self._fetch_robots(url)
+        if page.status_code is None and page.retryable:  # no answer at all, even after the retries
+            raise RobotsUnreachable(page.outcome, f"{page.error} (fetching {url})")
         if page.outcome == "ok":
             return 200, page.body.decode("utf-8", errors="replace")
         if page.outcome == "gone":
