@@ -399,6 +399,15 @@ def scrape_command(
     from monitor.scrape.sweep import run_sweep
 
     app.store()  # migrate (SQLite) or refuse (others) before any worker starts
+    if skus:
+        from monitor.errors import NotFoundError
+        from monitor.store.catalog import unknown_skus
+
+        with app.store().session() as session:
+            unknown = unknown_skus(session, skus)
+        if unknown:
+            listed = ", ".join(map(repr, unknown))
+            raise NotFoundError(f"unknown SKU(s) {listed} (not in the catalogue; see `pricemon products`)")
     err = Console(stderr=True)
     show_progress = not as_json and err.is_terminal
     if show_progress:
@@ -924,7 +933,11 @@ def report_command(
     if as_json:
         fmt = fmt or "json"
     if fmt is None and out is not None:
-        fmt = {".csv": "csv", ".json": "json"}.get(out.suffix.lower(), "html")
+        fmt = {".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}.get(out.suffix.lower())
+        if fmt is None:  # never HTML in disguise under another name (x.xlsx, x.pdf)
+            raise click.UsageError(
+                f"cannot tell the report format from {out.name!r}: name it .html, .csv or .json, or give --format"
+            )
     if fmt == "html" and out is None:
         raise click.UsageError("--format html needs --out FILE")
     if limit is None:

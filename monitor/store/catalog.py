@@ -65,6 +65,15 @@ def _read_csv(path: Path, required: Sequence[str], optional: Sequence[str]) -> I
             raise ImportDataError(str(path), [f"{path}:1: header: the file is empty; expected {','.join(required)}"])
         columns = [h.strip() for h in header]
         reader.fieldnames = columns
+        if len(columns) == 1 and ";" in columns[0] and required[0] in columns[0]:
+            # A spreadsheet saved with a European locale: one column named "sku;name;price;...".
+            raise ImportDataError(
+                str(path),
+                [
+                    f"{path}:1: header: columns are separated by ';', not ','; save the file as "
+                    "comma-separated CSV (in a spreadsheet: CSV with ',' as the field delimiter)"
+                ],
+            )
         problems = [f"{path}:1: header: missing column '{c}'" for c in required if c not in columns]
         allowed = set(required) | set(optional)
         problems += [
@@ -326,6 +335,14 @@ def import_listings(session: Session, path: Path, competitors: Sequence[Competit
     if changed_rows:
         session.execute(update(Listing), changed_rows)
     return ImportSummary(inserted, updated, unchanged)
+
+
+def unknown_skus(session: Session, skus: Sequence[str]) -> list[str]:
+    """The SKUs of `skus` that are not in our catalogue, in the order given."""
+    known: set[str] = set()
+    for chunk in _chunks(sorted(set(skus))):
+        known.update(session.scalars(select(Product.sku).where(Product.sku.in_(chunk))))
+    return [sku for sku in dict.fromkeys(skus) if sku not in known]
 
 
 def product_rows(session: Session, *, skus: Sequence[str] = ()) -> list[dict[str, Any]]:
