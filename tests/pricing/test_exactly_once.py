@@ -4,6 +4,7 @@ PostgreSQL, with real processes and a real webhook server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from monitor.store.models import PriceChange, Suggestion
+from monitor.store.models import PriceChange, Product, Suggestion
 from tests.pricing.conftest import Market
 
 PRODUCTS = 400
@@ -141,3 +143,32 @@ def test_a_reimport_keeps_prices_pricemon_applied_since_the_last_import(market: 
     result = market.pricemon("import", "products", str(path), "--overwrite-prices", "--json").json()
     assert result["kept_prices"] == []
     assert prices()["A-1"] == ("Kettle", "50.00")
+
+
+def test_apply_beside_an_auto_applying_suggest_never_applies_from_a_stale_price(market: Market) -> None:
+    """`pricemon apply` of reviewed suggestions while `pricemon suggest` (what the daemon runs)
+    auto-applies others for the same products: whichever comes second finds the price moved and
+    supersedes its suggestion, so the audit trail of each product is one unbroken chain."""
+    _approved_catalogue(market)  # S-xxxx: approved 50.00 -> 39.99 (match_lowest)
+    market.reconfigure('[pricing.default]\nstrategies = ["undercut"]\nauto_approve = true\n'
+                       'options = { undercut = { percent = 10 } }\n')
+
+    apply, suggest = _pricemon_process(market, "apply", "--json"), _pricemon_process(market, "suggest", "--json")
+    for process in (apply, suggest):
+        _out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+
+    with market.store.session() as session:
+        changes = session.execute(
+            select(PriceChange.product_id, PriceChange.old_price, PriceChange.new_price).order_by(PriceChange.id)
+        ).all()
+        prices = {pid: price for pid, price in session.execute(select(Product.id, Product.price))}
+    chains: dict[int, list[tuple[Any, Any]]] = {}
+    for product_id, old, new in changes:
+        chains.setdefault(product_id, []).append((old, new))
+    assert len(chains) == PRODUCTS  # every product was repriced by one or the other
+    for product_id, chain in chains.items():
+        assert chain[0][0] == Decimal("50"), chain
+        for (_, new), (old, _) in itertools.pairwise(chain):
+            assert old == new, f"product {product_id} applied from a stale price: {chain}"
+        assert chain[-1][1] == prices[product_id]
