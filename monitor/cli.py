@@ -228,16 +228,27 @@ def import_group() -> None:
 
 @import_group.command("products")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--overwrite-prices",
+    is_flag=True,
+    help="Take the file's prices even where pricemon applied a price after the product's last import.",
+)
 @json_option
 @pass_app
-def import_products_command(app: App, file: Path, as_json: bool) -> None:
+def import_products_command(app: App, file: Path, overwrite_prices: bool, as_json: bool) -> None:
     """Upsert our products from FILE (columns sku,name,price,currency; optional
-    cost,min_price,max_price,map_price,gtin,tags with tags separated by ';')."""
+    cost,min_price,max_price,map_price,gtin,tags with tags separated by ';'). A product whose price
+    pricemon applied after its last import keeps that price (listed) unless --overwrite-prices."""
     from monitor.store.catalog import import_products
 
     with app.store().session() as session:
-        summary = import_products(session, file)
+        summary = import_products(session, file, overwrite_prices=overwrite_prices)
     _print_import(file, "products", summary, as_json)
+    if summary.kept_prices and not as_json:
+        click.echo(
+            f"kept the price pricemon applied since the last import for {len(summary.kept_prices)} product(s): "
+            f"{', '.join(summary.kept_prices)} (--overwrite-prices takes the file's)"
+        )
 
 
 @import_group.command("listings")
@@ -255,6 +266,8 @@ def import_listings_command(app: App, file: Path, as_json: bool) -> None:
 
 def _print_import(file: Path, what: str, summary: Any, as_json: bool) -> None:
     data = {"file": str(file), "inserted": summary.inserted, "updated": summary.updated, "unchanged": summary.unchanged}
+    if what == "products":
+        data["kept_prices"] = list(summary.kept_prices)
     if as_json:
         print_json(data)
     else:
@@ -390,6 +403,15 @@ def scrape_command(
     from monitor.scrape.sweep import run_sweep
 
     app.store()  # migrate (SQLite) or refuse (others) before any worker starts
+    if skus:
+        from monitor.errors import NotFoundError
+        from monitor.store.catalog import unknown_skus
+
+        with app.store().session() as session:
+            unknown = unknown_skus(session, skus)
+        if unknown:
+            listed = ", ".join(map(repr, unknown))
+            raise NotFoundError(f"unknown SKU(s) {listed} (not in the catalogue; see `pricemon products`)")
     err = Console(stderr=True)
     show_progress = not as_json and err.is_terminal
     if show_progress:
@@ -781,16 +803,21 @@ def suggestions_command(app: App, status: str, skus: tuple[str, ...], limit: int
 
 
 def _decide(app: App, status: str, ids: tuple[int, ...], skus: tuple[str, ...], everything: bool, by: str | None,
-            as_json: bool) -> None:
+            dry_run: bool, as_json: bool) -> None:
     from monitor.store.suggestions import decide
 
     who = by or _current_user()
     with app.store().session() as session:
-        count = decide(session, status, ids=ids, skus=skus, everything=everything, by=who)
+        decided = decide(session, status, ids=ids, skus=skus, everything=everything, by=who, dry_run=dry_run)
     if as_json:
-        print_json({status: count})
-    else:
-        click.echo(f"{count} suggestion(s) {status}")
+        print_json({status: len(decided), "ids": [d["id"] for d in decided], "suggestions": decided,
+                    "dry_run": dry_run})
+        return
+    verb = {"approved": "approve", "rejected": "reject"}[status]
+    click.echo(f"would {verb} {len(decided)} suggestion(s) (dry run: nothing changed)" if dry_run
+               else f"{len(decided)} suggestion(s) {status}")
+    for d in decided:
+        click.echo(f"  {d['id']} {d['sku']}: {d['current_price']} -> {d['suggested_price']} {d['currency']}")
 
 
 def _current_user() -> str:
@@ -804,6 +831,7 @@ def _current_user() -> str:
 
 
 _by_option = click.option("--by", default=None, help="Who decides (default: $USER).")
+_dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
 
 
 def _decision_command(name: str, status: str, verb: str) -> None:
@@ -811,14 +839,16 @@ def _decision_command(name: str, status: str, verb: str) -> None:
 
     @click.argument("ids", nargs=-1, type=int)
     @click.option("--sku", "skus", multiple=True, help="Pending suggestions of this SKU (repeatable).")
-    @click.option("--all", "everything", is_flag=True, help="Every pending suggestion.")
+    @click.option("--all", "everything", is_flag=True, help="Every pending suggestion (not with IDs or --sku).")
     @_by_option
+    @_dry_run_option
     @json_option
     @pass_app
     def decide(
-        app: App, ids: tuple[int, ...], skus: tuple[str, ...], everything: bool, by: str | None, as_json: bool
+        app: App, ids: tuple[int, ...], skus: tuple[str, ...], everything: bool, by: str | None, dry_run: bool,
+        as_json: bool,
     ) -> None:
-        _decide(app, status, ids, skus, everything, by, as_json)
+        _decide(app, status, ids, skus, everything, by, dry_run, as_json)
 
     decide.__doc__ = f"{verb} pending suggestions: ID..., --sku SKU or --all."
     cli.command(name)(decide)
@@ -830,17 +860,30 @@ _decision_command("reject", "rejected", "Reject")
 
 @cli.command("apply")
 @_by_option
+@_dry_run_option
 @json_option
 @pass_app
-def apply_command(app: App, by: str | None, as_json: bool) -> None:
+def apply_command(app: App, by: str | None, dry_run: bool, as_json: bool) -> None:
     """Apply approved suggestions (audit record each) and send the price feed."""
     from dataclasses import asdict
 
     from monitor.pricing.workflow import apply_suggestions
 
+    if dry_run:
+        from monitor.store.suggestions import approved_rows
+
+        with app.store().session() as session:
+            would = approved_rows(session)
+        if as_json:
+            print_json({"applied": would, "feed": None, "dry_run": True})
+            return
+        click.echo(f"would apply {len(would)} price(s) (dry run: nothing changed, no feed sent)")
+        for change in would:
+            click.echo(f"  {change['sku']}: {change['old_price']} -> {change['new_price']} {change['currency']}")
+        return
     applied, feed = apply_suggestions(app.settings, app.store(), by=by or _current_user())
     if as_json:
-        print_json({"applied": applied, "feed": asdict(feed)})
+        print_json({"applied": applied, "feed": asdict(feed), "dry_run": False})
         return
     click.echo(f"{len(applied)} price(s) applied")
     for change in applied:
@@ -952,7 +995,11 @@ def report_command(
     if as_json:
         fmt = fmt or "json"
     if fmt is None and out is not None:
-        fmt = {".csv": "csv", ".json": "json"}.get(out.suffix.lower(), "html")
+        fmt = {".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}.get(out.suffix.lower())
+        if fmt is None:  # never HTML in disguise under another name (x.xlsx, x.pdf)
+            raise click.UsageError(
+                f"cannot tell the report format from {out.name!r}: name it .html, .csv or .json, or give --format"
+            )
     if fmt == "html" and out is None:
         raise click.UsageError("--format html needs --out FILE")
     if limit is None:

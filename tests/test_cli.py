@@ -65,3 +65,43 @@ def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
     result = run_pricemon("frobnicate", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("pricemon: error: No such command 'frobnicate'")
+
+
+def test_scrape_of_an_unknown_sku_is_an_error_like_an_unknown_competitor(
+    tmp_path: Path, write_config, pricemon_cli
+) -> None:
+    config = write_config('[[competitors]]\nname = "acme"\nbase_url = "http://127.0.0.1:9/"\n')
+    pricemon = pricemon_cli(config, f"sqlite:///{tmp_path / 'p.db'}")
+    products = tmp_path / "products.csv"
+    products.write_text("sku,name,price,currency\nA-1,a,10.00,EUR\n", encoding="utf-8")
+    pricemon("import", "products", str(products))
+    result = pricemon("scrape", "--sku", "A-1", "--sku", "NOPE", expect=1)
+    assert result.stderr.startswith("pricemon: error: unknown SKU(s) 'NOPE'") and "Traceback" not in result.stderr
+    assert "unknown competitor(s) 'nobody'" in pricemon("scrape", "--competitor", "nobody", expect=1).stderr
+    # nothing was swept
+    assert pricemon("scrape", "--sku", "A-1", "--json").json()["checked"] == 0
+
+
+def test_report_to_a_name_whose_format_it_cannot_write_is_an_error(tmp_path: Path, pricemon_cli) -> None:
+    pricemon = pricemon_cli(None, f"sqlite:///{tmp_path / 'p.db'}")
+    result = pricemon("report", "--out", str(tmp_path / "report.xlsx"), expect=2)
+    assert "cannot tell the report format from 'report.xlsx'" in result.stderr
+    assert not (tmp_path / "report.xlsx").exists()
+    pricemon("report", "--out", str(tmp_path / "report.json"))
+    assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["summary"] is not None
+    pricemon("report", "--out", str(tmp_path / "report.htm"))
+    assert (tmp_path / "report.htm").read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+    pricemon("report", "--format", "csv", "--out", str(tmp_path / "pending.txt"))  # asked for: the suffix is free
+    from monitor.report.render import CSV_COLUMNS
+
+    assert (tmp_path / "pending.txt").read_text(encoding="utf-8").splitlines() == [",".join(CSV_COLUMNS)]
+
+
+def test_a_semicolon_separated_csv_gets_a_hint(tmp_path: Path, pricemon_cli) -> None:
+    pricemon = pricemon_cli(None, f"sqlite:///{tmp_path / 'p.db'}")
+    products = tmp_path / "products.csv"
+    products.write_text("sku;name;price;currency\nA-1;a;10,00;EUR\n", encoding="utf-8")
+    result = pricemon("import", "products", str(products), expect=1)
+    assert f"{products}:1: header: columns are separated by ';', not ','" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert pricemon("products", "--json").json() == []

@@ -19,19 +19,19 @@ from monitor.pricing import HistoryPoint, Product
 from monitor.pricing.engine import Outcome, PricingEngine, filter_offers, rank_of
 from monitor.pricing.feed import post_changes, webhook_headers, write_csv_feed
 from monitor.pricing.loader import StrategyManager
-from monitor.settings import Settings
+from monitor.settings import FeedSettings, Settings
 from monitor.store.database import Store
 from monitor.store.models import utcnow
 from monitor.store.suggestions import (
     ProductOffers,
     apply_approved,
     backtest_rows,
+    claim_unsent_changes,
     latest_offers,
     mark_feed_result,
     price_feed_rows,
     read_history,
     save_suggestions,
-    unsent_changes,
 )
 
 logger = logging.getLogger(__name__)
@@ -201,6 +201,13 @@ def apply_suggestions(settings: Settings, store: Store, *, by: str) -> tuple[lis
     return applied, send_feed(settings, store)
 
 
+def _claim_expiry(feed: FeedSettings) -> timedelta:
+    """How long a feed send may hold a change before another send takes it: longer than one send
+    of a batch can take with every retry (each try's timeout plus its backoff, at most 60 s)."""
+    per_try = feed.timeout + max(feed.backoff, timedelta(seconds=60))
+    return per_try * (feed.retries + 1) + timedelta(minutes=1)
+
+
 def send_feed(settings: Settings, store: Store) -> FeedSummary:
     """Write the CSV feed and POST unsent changes to the webhook; failures stay recorded for the next send."""
     feed = settings.feed
@@ -214,7 +221,7 @@ def send_feed(settings: Settings, store: Store) -> FeedSummary:
     headers = webhook_headers(feed)
     while True:
         with store.session() as session:
-            changes = unsent_changes(session, limit=feed.batch_size)
+            changes = claim_unsent_changes(session, limit=feed.batch_size, stale_after=_claim_expiry(feed))
         if not changes:
             break
         payload = [{**{k: v for k, v in c.items() if k != "id"}, "change_id": c["id"]} for c in changes]

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,23 @@ def _trigger(competitor: Competitor) -> BaseTrigger:
         # CronTrigger.from_crontab takes no jitter; the fields are the same it would read.
         return CronTrigger(**_cron_fields(competitor.cron), timezone="UTC", jitter=jitter)
     return IntervalTrigger(seconds=competitor.interval.total_seconds(), timezone="UTC", jitter=jitter)
+
+
+def _due_horizon(competitor: Competitor, now: datetime) -> datetime:
+    """Until when a listing counts as due for the sweep starting `now`.
+
+    A sweep's checks set each listing's next check to *its* check time plus the interval, a
+    moment after the job's own fire time; the next firing, exactly one interval later, then came
+    a moment early, found nothing due and the listings waited a whole extra interval (every
+    "10s" swept every 20 s). Whatever falls due before half-way to the next firing is this
+    firing's work.
+    """
+    if competitor.cron:
+        following = CronTrigger(**_cron_fields(competitor.cron), timezone="UTC").get_next_fire_time(None, now)
+        gap = (following - now) if following is not None else competitor.interval
+    else:
+        gap = competitor.interval
+    return now + gap / 2
 
 
 def _cron_fields(expression: str) -> dict[str, str]:
@@ -384,17 +401,19 @@ class Daemon:
         delay = FIRST_RETRY_SECONDS
         while not self.stop_event.is_set():
             settings = self.settings  # a reload in between swaps the whole object, never half of it
-            if settings.competitor(name) is None:
+            competitor = settings.competitor(name)
+            if competitor is None:
                 return  # removed by a reload after this run was queued
             try:
+                horizon = _due_horizon(competitor, utcnow())
                 with self._store.session() as session:
-                    due = count_due(session, name)
+                    due = count_due(session, name, now=horizon)
                 if not due:
                     logger.debug("competitor %s: nothing due", name)
                     return
                 started = time.monotonic()
                 summary = self._sweep(
-                    settings, competitors=[name], due_only=True, trigger="daemon", stop=self.stop_event
+                    settings, competitors=[name], due_only=True, due_by=horizon, trigger="daemon", stop=self.stop_event
                 )
             except DATABASE_OUTAGES as exc:
                 retry_max = settings.scheduler.database_retry_max.total_seconds()

@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 
 from monitor.scrape.addresses import AddressPolicy, parse_networks
 from monitor.scrape.extract import Extraction, ExtractionRules, extract
-from monitor.scrape.politeness import RobotsRules, Slot, parse_retry_after
+from monitor.scrape.politeness import RobotsRules, RobotsUnreachable, Slot, parse_retry_after
 from monitor.scrape.shopify import JSON_TYPES, product_json_url, read_product_json
 from monitor.scrape.transport import PageResponse, PageTransport, TransportFailure, default_transport
 from monitor.settings import Competitor, ScrapeSettings
@@ -202,7 +202,10 @@ class Fetcher:
             if refusal is not None:  # before robots.txt, which would be fetched from there
                 return Page("blocked_address", current, error=refusal)
             if self.robots is not None:
-                allowed, why = await self.robots.allowed(current)
+                try:
+                    allowed, why = await self.robots.allowed(current)
+                except RobotsUnreachable as unreachable:
+                    return Page(unreachable.outcome, current, error=unreachable.message)
                 if not allowed:
                     blocked = self._blocked_robots.get(f"{parts.scheme}://{parts.netloc}/robots.txt")
                     if blocked is not None:  # its name resolved to a refused address
@@ -312,6 +315,8 @@ class Fetcher:
         page = await self._fetch_robots(url)
         if page.outcome == "blocked_address":
             self._blocked_robots[url] = page.error or "address refused"
+        elif page.status_code is None and page.retryable:  # no answer at all, even after the retries
+            raise RobotsUnreachable(page.outcome, f"{page.error} (fetching {url})")
         if page.outcome == "ok":
             return 200, page.body.decode("utf-8", errors="replace")
         if page.outcome == "gone":

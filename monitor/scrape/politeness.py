@@ -104,6 +104,16 @@ class Slot:
 RobotsLoader = Callable[[str], Awaitable[tuple[int | None, str]]]
 
 
+class RobotsUnreachable(Exception):
+    """robots.txt got no answer at all (connection failure or timeout): the shop itself cannot
+    be reached, and a page of it is recorded as that failure (`outcome`), not as a robots refusal."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.message = message
+
+
 class RobotsRules:
     """robots.txt of every host one competitor's listings live on, fetched once and cached.
 
@@ -114,10 +124,11 @@ class RobotsRules:
     def __init__(self, user_agent: str, load: RobotsLoader) -> None:
         self.user_agent = user_agent
         self._load = load
-        self._rules: dict[str, asyncio.Future[Protego | bool]] = {}
+        self._rules: dict[str, asyncio.Future[Protego | bool | RobotsUnreachable]] = {}
 
     async def allowed(self, url: str) -> tuple[bool, str | None]:
-        """Whether `url` may be fetched, and why not."""
+        """Whether `url` may be fetched, and why not. Raises RobotsUnreachable when its host did
+        not answer for robots.txt (remembered for the sweep: no more load on a shop in trouble)."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         future = self._rules.get(origin)
@@ -132,6 +143,8 @@ class RobotsRules:
                 future.cancel()
                 raise
         rules = await future
+        if isinstance(rules, RobotsUnreachable):
+            raise RobotsUnreachable(rules.outcome, rules.message)
         if rules is True:
             return True, None
         if rules is False:
@@ -140,10 +153,13 @@ class RobotsRules:
             return True, None
         return False, f"disallowed by {origin}/robots.txt"
 
-    async def _fetch(self, origin: str) -> Protego | bool:
+    async def _fetch(self, origin: str) -> Protego | bool | RobotsUnreachable:
         try:
             status, text = await self._load(f"{origin}/robots.txt")
-        except Exception as exc:  # any failure to read it is "unreachable"
+        except RobotsUnreachable as exc:
+            logger.warning("robots.txt of %s: no answer: %s", origin, exc.message)
+            return exc
+        except Exception as exc:  # any other failure to read it disallows everything
             logger.warning("robots.txt of %s unreadable: %s", origin, exc)
             return False
         if status is None or status >= 500:

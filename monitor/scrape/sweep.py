@@ -109,6 +109,7 @@ def run_sweep(
     competitors: Sequence[str] | None = None,
     skus: Sequence[str] = (),
     due_only: bool = False,
+    due_by: datetime | None = None,
     trigger: str = "cli",
     stop: threading.Event | None = None,
     progress: Progress | None = None,
@@ -116,14 +117,14 @@ def run_sweep(
     """competitors=None -> all enabled ones. progress(done, total, errors). When `stop` is set: start
     nothing new, let batches in flight commit, return status "interrupted". Raises
     monitor.errors.DatabaseError if the database is unusable (the daemon retries), ConfigError for
-    unknown competitor names."""
+    unknown competitor names. A due-only sweep takes the listings due by `due_by` (default: now)."""
     names = _resolve_competitors(settings, competitors)
     if any(c.render == "browser" for c in settings.competitors if c.name in names):
         from monitor.scrape.render import check_browser
 
         check_browser(settings.scrape.browser_executable)  # before the run is opened, not per listing
     started = time.perf_counter()
-    now = utcnow()
+    now = due_by or utcnow()
     store = open_store(settings.database_url)
     try:
         try:

@@ -23,7 +23,7 @@ from monitor.errors import ImportDataError, NotFoundError
 from monitor.money import format_amount, parse_amount
 from monitor.settings import Competitor as CompetitorConfig
 from monitor.store.history import seen_until
-from monitor.store.models import Competitor, Listing, PriceHistory, Product, utcnow
+from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, utcnow
 
 PRODUCT_REQUIRED = ("sku", "name", "price", "currency")
 PRODUCT_OPTIONAL = ("cost", "min_price", "max_price", "map_price", "gtin", "tags")
@@ -36,6 +36,8 @@ class ImportSummary:
     inserted: int
     updated: int
     unchanged: int
+    #: SKUs whose file price was not taken: pricemon applied a price after their last import
+    kept_prices: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -63,6 +65,15 @@ def _read_csv(path: Path, required: Sequence[str], optional: Sequence[str]) -> I
             raise ImportDataError(str(path), [f"{path}:1: header: the file is empty; expected {','.join(required)}"])
         columns = [h.strip() for h in header]
         reader.fieldnames = columns
+        if len(columns) == 1 and ";" in columns[0] and required[0] in columns[0]:
+            # A spreadsheet saved with a European locale: one column named "sku;name;price;...".
+            raise ImportDataError(
+                str(path),
+                [
+                    f"{path}:1: header: columns are separated by ';', not ','; save the file as "
+                    "comma-separated CSV (in a spreadsheet: CSV with ',' as the field delimiter)"
+                ],
+            )
         problems = [f"{path}:1: header: missing column '{c}'" for c in required if c not in columns]
         allowed = set(required) | set(optional)
         problems += [
@@ -106,8 +117,14 @@ def _tags(text: str) -> list[str]:
     return sorted({t.strip() for t in re.split(r"[;|]", text) if t.strip()})
 
 
-def import_products(session: Session, path: Path) -> ImportSummary:
-    """Upsert products by SKU from a CSV (`sku,name,price,currency` + optional columns)."""
+def import_products(session: Session, path: Path, *, overwrite_prices: bool = False) -> ImportSummary:
+    """Upsert products by SKU from a CSV (`sku,name,price,currency` + optional columns).
+
+    A price pricemon applied after a product's last import is newer than the file's: unless
+    `overwrite_prices`, the product keeps it (its other columns are imported) and its SKU is
+    listed in `kept_prices`. A file is often an export made before the apply, and putting its
+    old prices back silently undoes decisions someone approved.
+    """
     problems: list[str] = []
     rows: dict[str, dict[str, Any]] = {}
     first_line: dict[str, int] = {}
@@ -156,18 +173,37 @@ def import_products(session: Session, path: Path) -> ImportSummary:
         raise ImportDataError(str(path), problems)
 
     existing: dict[str, Product] = {}
+    last_applied: dict[int, datetime] = {}
     for chunk in _chunks(list(rows)):
         for product in session.scalars(select(Product).where(Product.sku.in_(chunk))):
             existing[product.sku] = product
+        for product_id, applied_at in session.execute(
+            select(PriceChange.product_id, func.max(PriceChange.applied_at))
+            .join(Product, Product.id == PriceChange.product_id)
+            .where(Product.sku.in_(chunk))
+            .group_by(PriceChange.product_id)
+        ):
+            last_applied[product_id] = applied_at
     inserted = updated = unchanged = 0
+    kept: list[str] = []
     new_rows: list[dict[str, Any]] = []
     now = utcnow()
     for sku, values in rows.items():
         found = existing.get(sku)
         if found is None:
-            new_rows.append({**values, "active": True, "created_at": now, "updated_at": now})
+            new_rows.append({**values, "active": True, "created_at": now, "updated_at": now, "price_imported_at": now})
             inserted += 1
             continue
+        last_apply = last_applied.get(found.id)
+        # A product imported before pricemon recorded import times counts as applied-since.
+        applied_since = last_apply is not None and (
+            found.price_imported_at is None or last_apply > found.price_imported_at
+        )
+        if values["price"] != found.price and applied_since and not overwrite_prices:
+            kept.append(sku)
+            values = {**values, "price": found.price}
+        elif applied_since or found.price_imported_at is None or values["price"] != found.price:
+            found.price_imported_at = now  # the file's price is the product's price now
         if all(getattr(found, k) == v for k, v in values.items()) and found.active:
             unchanged += 1
             continue
@@ -177,7 +213,7 @@ def import_products(session: Session, path: Path) -> ImportSummary:
         updated += 1
     for chunk in _chunks(new_rows, 5000):
         session.execute(insert(Product), chunk)
-    return ImportSummary(inserted, updated, unchanged)
+    return ImportSummary(inserted, updated, unchanged, tuple(kept))
 
 
 def sync_competitors(session: Session, competitors: Iterable[CompetitorConfig]) -> dict[str, int]:
@@ -296,6 +332,14 @@ def import_listings(session: Session, path: Path, competitors: Sequence[Competit
     if changed_rows:
         session.execute(update(Listing), changed_rows)
     return ImportSummary(inserted, updated, unchanged)
+
+
+def unknown_skus(session: Session, skus: Sequence[str]) -> list[str]:
+    """The SKUs of `skus` that are not in our catalogue, in the order given."""
+    known: set[str] = set()
+    for chunk in _chunks(sorted(set(skus))):
+        known.update(session.scalars(select(Product.sku).where(Product.sku.in_(chunk))))
+    return [sku for sku in dict.fromkeys(skus) if sku not in known]
 
 
 def product_rows(session: Session, *, skus: Sequence[str] = ()) -> list[dict[str, Any]]:

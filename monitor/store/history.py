@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import ColumnElement, Row, Table, any_, bindparam, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, any_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -49,6 +49,11 @@ FAILURE_OUTCOMES = frozenset(
         "store_error",
     }
 )
+#: outcomes that say the page is no longer an offer for our product: its latest price is no
+#: longer one (the history stays), until a check reads the page again
+NOT_AN_OFFER = frozenset({"gone", "mismatch", "not_found", "ambiguous"})
+#: a check that saw the latest state again without reading a price: a 304, or the same body
+SEEN_AGAIN = frozenset({"not_modified", "unchanged"})
 #: what a fetcher may report; "observed" (a price was read) becomes changed/unchanged/suspicious here
 FETCH_OUTCOMES = FAILURE_OUTCOMES | {"observed", "not_modified", "unchanged"}
 
@@ -123,16 +128,29 @@ def record_checks(
     postgresql = session.connection().dialect.name == "postgresql"
     ids = [r.listing_id for r in results]
     listing_rows = session.execute(
-        select(Listing.id, Listing.latest_history_id, Listing.consecutive_failures, Listing.last_success_at).where(
-            _among(Listing.id, ids, postgresql)
+        select(
+            Listing.id,
+            Listing.latest_history_id,
+            Listing.consecutive_failures,
+            Listing.last_success_at,
+            PriceHistory.suspicious,
         )
+        .outerjoin(PriceHistory, PriceHistory.id == Listing.latest_history_id)
+        .where(_among(Listing.id, ids, postgresql))
     ).all()
     latest_id = {row.id: row.latest_history_id for row in listing_rows}
     failures = {row.id: row.consecutive_failures for row in listing_rows}
     last_success = {row.id: row.last_success_at for row in listing_rows}
-    # Only a page that was read needs its listing's latest state to compare with; a 304 or an
-    # unchanged body saw the latest row again, which the listing's last_success_at records.
-    compared = [latest_id[r.listing_id] for r in results if r.outcome == "observed" and latest_id.get(r.listing_id)]
+    unconfirmed = {row.id for row in listing_rows if row.suspicious}
+    # A page that was read needs its listing's latest state to compare with; a 304 or an
+    # unchanged body saw the latest row again, which the listing's last_success_at records, and
+    # needs it only when that row is suspicious: seeing it again confirms it.
+    compared = [
+        latest_id[r.listing_id]
+        for r in results
+        if latest_id.get(r.listing_id)
+        and (r.outcome == "observed" or (r.outcome in SEEN_AGAIN and r.listing_id in unconfirmed))
+    ]
     latest: dict[int, Row[int, int, Decimal | None, str | None, bool | None, bool, datetime]] = {}
     if compared:
         for row in session.execute(
@@ -161,11 +179,16 @@ def record_checks(
         error = result.error
         if outcome == "observed" and (refused := _refused_price(result.price)) is not None:
             outcome, error = "invalid_price", refused  # the fetcher's checks missed it: still one row's fault
-        if outcome in ("not_modified", "unchanged"):
+        previous = latest.get(result.listing_id)
+        if outcome in SEEN_AGAIN:
             if latest_id[result.listing_id] is None:
                 outcome = "not_found"  # nothing recorded yet to be unchanged from; should not happen
+            elif previous is not None and previous.suspicious:
+                # The same page as the check that read the suspicious price: seen a second time.
+                confirmations.append({"b_id": previous.id, "run_id": run_id, "suspicious": False})
+                outcome = "changed"
+                changes.append(_confirmed(result.listing_id, previous))
         elif outcome == "observed":
-            previous = latest.get(result.listing_id)
             same = (
                 previous is not None
                 and previous.price == result.price
@@ -177,19 +200,7 @@ def record_checks(
                     # still the latest row: its listing's last_success_at says when it was seen
                     confirmations.append({"b_id": previous.id, "run_id": run_id, "suspicious": False})
                     outcome = "changed"
-                    # The state before the suspicious row is not at hand here; whoever needs it
-                    # (alerts) reads it from the history.
-                    changes.append(
-                        StateChange(
-                            listing_id=result.listing_id,
-                            history_id=previous.id,
-                            old_price=None,
-                            new_price=previous.price,
-                            old_in_stock=None,
-                            new_in_stock=previous.in_stock,
-                            currency=previous.currency,
-                        )
-                    )
+                    changes.append(_confirmed(result.listing_id, previous))
                 else:
                     outcome = "unchanged"
             else:
@@ -230,7 +241,9 @@ def record_checks(
         }
         if success:
             update_row["last_success_at"] = result.checked_at
-        if result.etag is not None or result.last_modified is not None or outcome == "changed":
+        if result.etag is not None or result.last_modified is not None or (
+            outcome == "changed" and result.outcome == "observed"
+        ):
             # Validators are the server's text: one longer than its column is dropped, not stored.
             update_row["etag"] = result.etag if result.etag is None or len(result.etag) <= ETAG_MAX else None
             last_modified = result.last_modified
@@ -344,6 +357,21 @@ def _db_error(exc: Exception) -> str:
     text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
     return f"{type(cause).__name__}: {text[:200]}"
 
+def _confirmed(
+    listing_id: int, row: Row[int, int, Decimal | None, str | None, bool | None, bool, datetime]
+) -> StateChange:
+    """A suspicious state seen again is now trusted. The state before it is not at hand here;
+    whoever needs it (alerts) reads it from the history."""
+    return StateChange(
+        listing_id=listing_id,
+        history_id=row.id,
+        old_price=None,
+        new_price=row.price,
+        old_in_stock=None,
+        new_in_stock=row.in_stock,
+        currency=row.currency,
+    )
+
 
 def _among(column: InstrumentedAttribute[int], ids: list[int], postgresql: bool) -> ColumnElement[bool]:
     """`column IN ids`. On PostgreSQL as one array parameter (`= ANY`): an IN list of a batch's
@@ -362,6 +390,12 @@ def seen_until(history: type[PriceHistory] | AliasedClass[PriceHistory] = PriceH
     """
     latest = func.coalesce(Listing.last_success_at, history.last_seen_at, type_=history.last_seen_at.type)
     return case((history.id == Listing.latest_history_id, latest), else_=history.last_seen_at)
+
+
+def counts_as_offer() -> ColumnElement[bool]:
+    """For a query over listings: the listing's latest state is still an offer (its latest check
+    did not say the page is gone, shows another product, or has no price any more)."""
+    return or_(Listing.last_outcome.is_(None), Listing.last_outcome.not_in(NOT_AN_OFFER))
 
 
 _HISTORY = cast(Table, PriceHistory.__table__)

@@ -132,6 +132,8 @@ class Product(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # When an import last set the price: a price pricemon applied after it is kept by a re-import.
+    price_imported_at: Mapped[datetime | None]
 
     listings: Mapped[list[Listing]] = relationship(back_populates="product", cascade="all, delete-orphan")
 
@@ -283,8 +285,10 @@ class PriceChange(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     applied_by: Mapped[str] = mapped_column(String(100))
     applied_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    # webhook delivery: "none" when no webhook is configured, else pending -> sent (or failed, retried)
+    # webhook delivery: "none" when no webhook is configured, else pending -> sending -> sent (or
+    # failed, retried); "sending" is one feed send's claim, taken at feed_claimed_at
     feed_state: Mapped[str] = mapped_column(String(16), default="none", index=True)
+    feed_claimed_at: Mapped[datetime | None]
     feed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     feed_error: Mapped[str | None] = mapped_column(String(500))
     feed_sent_at: Mapped[datetime | None]

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from monitor.store.history import FAILURE_OUTCOMES, seen_until
+from monitor.store.history import FAILURE_OUTCOMES, counts_as_offer, seen_until
 from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, ScrapeRun, Suggestion
 
 CHUNK = 900  # stay below SQLite's bound-parameter limit in IN (...) lists
@@ -288,7 +288,12 @@ def latest_offers(session: Session, product_ids: Sequence[int]) -> dict[int, lis
             )
             .join(PriceHistory, PriceHistory.id == Listing.latest_history_id)
             .join(Competitor, Competitor.id == Listing.competitor_id)
-            .where(Listing.product_id.in_(chunk), Listing.active.is_(True), PriceHistory.price.is_not(None))
+            .where(
+                Listing.product_id.in_(chunk),
+                Listing.active.is_(True),
+                PriceHistory.price.is_not(None),
+                counts_as_offer(),
+            )
         )
         for product_id, competitor, price, currency, in_stock, suspicious in session.execute(query):
             if price is not None:

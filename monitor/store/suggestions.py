@@ -9,17 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, insert, select, update
+from sqlalchemy import Select, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError, PricemonError
 from monitor.money import format_amount
 from monitor.store.database import Store
-from monitor.store.history import seen_until
+from monitor.store.history import counts_as_offer, seen_until
 from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, Suggestion, utcnow
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def latest_offers(session: Session, *, skus: Sequence[str] = (), chunk: int = 50
         .select_from(Product)
         .outerjoin(Listing, and_(Listing.product_id == Product.id, Listing.active.is_(True)))
         .outerjoin(Competitor, Competitor.id == Listing.competitor_id)
-        .outerjoin(PriceHistory, PriceHistory.id == Listing.latest_history_id)
+        .outerjoin(PriceHistory, and_(PriceHistory.id == Listing.latest_history_id, counts_as_offer()))
         .where(Product.active.is_(True))
         .order_by(Product.id)
     )
@@ -213,12 +213,16 @@ def decide(
     everything: bool = False,
     by: str,
     now: datetime | None = None,
-) -> int:
-    """Approve or reject pending suggestions chosen by id, by SKU or all; returns how many."""
+    dry_run: bool = False,
+) -> list[dict[str, Any]]:
+    """Approve or reject pending suggestions chosen by id, by SKU or all; returns the ones decided
+    (id, sku, prices), by id. `dry_run` chooses the same ones and changes nothing."""
     if status not in ("approved", "rejected"):
         raise ValueError(status)
     if not (ids or skus or everything):
         raise PricemonError("say which suggestions: ID..., --sku SKU or --all")
+    if everything and (ids or skus):
+        raise PricemonError("--all decides every pending suggestion: give it alone, without IDs or --sku")
     when = now or utcnow()
     pending = select(Suggestion.id).where(Suggestion.status == "pending")
     chosen: set[int] = set()
@@ -240,17 +244,46 @@ def decide(
         )
     if everything:
         chosen.update(session.scalars(pending))
-    count = 0
     ordered = sorted(chosen)
+    decided: list[int] = []
     for start in range(0, len(ordered), 500):
-        result = session.execute(
-            update(Suggestion)
-            .where(Suggestion.id.in_(ordered[start : start + 500]), Suggestion.status == "pending")
-            .values(status=status, decided_at=when, decided_by=by)
-            .execution_options(synchronize_session=False)
+        chunk = ordered[start : start + 500]
+        if dry_run:
+            decided.extend(session.scalars(pending.where(Suggestion.id.in_(chunk))))
+            continue
+        # Only what is still pending when the UPDATE takes its row: another process may have
+        # decided some meanwhile, and those are not reported as decided here.
+        decided.extend(
+            session.scalars(
+                update(Suggestion)
+                .where(Suggestion.id.in_(chunk), Suggestion.status == "pending")
+                .values(status=status, decided_at=when, decided_by=by)
+                .returning(Suggestion.id)
+                .execution_options(synchronize_session=False)
+            )
         )
-        count += result.rowcount  # type: ignore[attr-defined]
-    return count
+    rows: list[dict[str, Any]] = []
+    decided.sort()
+    for start in range(0, len(decided), 500):
+        query = (
+            select(
+                Suggestion.id, Product.sku, Suggestion.current_price, Suggestion.suggested_price, Suggestion.currency
+            )
+            .join(Product, Product.id == Suggestion.product_id)
+            .where(Suggestion.id.in_(decided[start : start + 500]))
+            .order_by(Suggestion.id)
+        )
+        rows.extend(
+            {
+                "id": sid,
+                "sku": sku,
+                "current_price": format_amount(current),
+                "suggested_price": format_amount(suggested),
+                "currency": currency,
+            }
+            for sid, sku, current, suggested, currency in session.execute(query)
+        )
+    return rows
 
 
 def apply_approved(
@@ -258,11 +291,24 @@ def apply_approved(
 ) -> list[dict[str, Any]]:
     """Apply approved suggestions: set the product's price, write a PriceChange audit row each.
 
-    `feed_state` is "pending" when a webhook will deliver the change, else "none".
+    Exactly once across processes: each suggestion moves approved -> applied by a compare-and-set
+    on its status, and its product's price by one on the price it was computed from, so of two
+    `pricemon apply` at once (or an apply beside the daemon's auto-apply) only one applies it;
+    the other finds the status already moved and skips it. `feed_state` is "pending" when a
+    webhook will deliver the change, else "none".
     """
     when = now or utcnow()
     query = (
-        select(Suggestion, Product)
+        select(
+            Suggestion.id,
+            Suggestion.product_id,
+            Suggestion.current_price,
+            Suggestion.suggested_price,
+            Suggestion.strategy,
+            Suggestion.reason,
+            Product.sku,
+            Product.currency,
+        )
         .join(Product, Product.id == Suggestion.product_id)
         .where(Suggestion.status == "approved")
         .order_by(Suggestion.id)
@@ -270,60 +316,127 @@ def apply_approved(
     if ids is not None:
         query = query.where(Suggestion.id.in_(ids))
     applied: list[dict[str, Any]] = []
-    for suggestion, product in session.execute(query).all():
-        if product.price != suggestion.current_price:
+    # Rows are taken in id order, the suggestion before its product, by every process alike, so
+    # two applies on PostgreSQL wait for each other instead of deadlocking.
+    for sid, product_id, current, suggested, strategy, reason, sku, currency in session.execute(query).all():
+        claimed = session.execute(
+            update(Suggestion)
+            .where(Suggestion.id == sid, Suggestion.status == "approved")
+            .values(
+                status="applied",
+                decided_at=func.coalesce(Suggestion.decided_at, when),
+                decided_by=func.coalesce(Suggestion.decided_by, by),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            logger.info("suggestion %d for %s: applied or decided by another process meanwhile", sid, sku)
+            continue
+        moved = session.execute(
+            update(Product)
+            .where(Product.id == product_id, Product.price == current)
+            .values(price=suggested, updated_at=when)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
             # Our price moved since the suggestion was made (an import, another apply): it was
             # computed from a state that no longer holds, so it is not applied blindly.
-            suggestion.status, suggestion.decided_at, suggestion.decided_by = "superseded", when, by
+            session.execute(
+                update(Suggestion)
+                .where(Suggestion.id == sid)
+                .values(status="superseded", decided_at=when, decided_by=by)
+                .execution_options(synchronize_session=False)
+            )
             logger.warning(
-                "suggestion %d for %s not applied: the price is now %s, it was %s when suggested",
-                suggestion.id,
-                product.sku,
-                format_amount(product.price),
-                format_amount(suggestion.current_price),
+                "suggestion %d for %s not applied: the price is no longer %s, the one it was computed from",
+                sid,
+                sku,
+                format_amount(current),
             )
             continue
-        old = product.price
-        product.price = suggestion.suggested_price
-        product.updated_at = when
-        suggestion.status = "applied"
-        if suggestion.decided_at is None:
-            suggestion.decided_at, suggestion.decided_by = when, by
-        change = PriceChange(
-            product_id=product.id,
-            suggestion_id=suggestion.id,
-            old_price=old,
-            new_price=suggestion.suggested_price,
-            currency=product.currency,
-            strategy=suggestion.strategy,
-            reason=suggestion.reason,
-            applied_by=by,
-            applied_at=when,
-            feed_state=feed_state,
+        session.execute(
+            insert(PriceChange).values(
+                product_id=product_id,
+                suggestion_id=sid,
+                old_price=current,
+                new_price=suggested,
+                currency=currency,
+                strategy=strategy,
+                reason=reason,
+                applied_by=by,
+                applied_at=when,
+                feed_state=feed_state,
+            )
         )
-        session.add(change)
         applied.append(
             {
-                "sku": product.sku,
-                "old_price": format_amount(old),
-                "new_price": format_amount(suggestion.suggested_price),
-                "currency": product.currency,
-                "strategy": suggestion.strategy,
-                "suggestion_id": suggestion.id,
+                "sku": sku,
+                "old_price": format_amount(current),
+                "new_price": format_amount(suggested),
+                "currency": currency,
+                "strategy": strategy,
+                "suggestion_id": sid,
             }
         )
-    session.flush()
     return applied
 
 
-def unsent_changes(session: Session, *, limit: int) -> list[dict[str, Any]]:
-    """Applied changes the webhook has not confirmed yet, oldest first."""
+def approved_rows(session: Session) -> list[dict[str, Any]]:
+    """What `apply` would apply now (for `apply --dry-run`): approved suggestions whose product
+    still has the price they were computed from."""
+    query = (
+        select(Suggestion.id, Suggestion.current_price, Suggestion.suggested_price, Suggestion.strategy,
+               Product.sku, Product.currency, Product.price)
+        .join(Product, Product.id == Suggestion.product_id)
+        .where(Suggestion.status == "approved")
+        .order_by(Suggestion.id)
+    )
+    return [
+        {
+            "sku": sku,
+            "old_price": format_amount(current),
+            "new_price": format_amount(suggested),
+            "currency": currency,
+            "strategy": strategy,
+            "suggestion_id": sid,
+        }
+        for sid, current, suggested, strategy, sku, currency, price in session.execute(query)
+        if price == current
+    ]
+
+
+def claim_unsent_changes(
+    session: Session, *, limit: int, stale_after: timedelta, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Take up to `limit` applied changes the webhook has not confirmed yet, oldest first, for
+    this feed send alone: a compare-and-set marks them "sending", so a second send at the same
+    time (another `apply`, the daemon, `feed send`) does not post them too. A claim older than
+    `stale_after` belongs to a send that died and is taken again. The caller commits the claim
+    before it posts."""
+    when = now or utcnow()
+    unsent = or_(
+        PriceChange.feed_state.in_(("pending", "failed")),
+        and_(PriceChange.feed_state == "sending", PriceChange.feed_claimed_at < when - stale_after),
+    )
+    candidates = list(session.scalars(select(PriceChange.id).where(unsent).order_by(PriceChange.id).limit(limit)))
+    if not candidates:
+        return []
+    # The condition is evaluated again on each row as the UPDATE locks it: on PostgreSQL a row
+    # another send claimed meanwhile no longer matches once that send has committed.
+    claimed = set(
+        session.scalars(
+            update(PriceChange)
+            .where(PriceChange.id.in_(candidates), unsent)
+            .values(feed_state="sending", feed_claimed_at=when)
+            .returning(PriceChange.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
     query = (
         select(PriceChange, Product.sku)
         .join(Product, Product.id == PriceChange.product_id)
-        .where(PriceChange.feed_state.in_(("pending", "failed")))
+        .where(PriceChange.id.in_(sorted(claimed)))
         .order_by(PriceChange.id)
-        .limit(limit)
     )
     return [
         {
@@ -359,7 +472,6 @@ def mark_feed_result(
 
 
 def feed_state_counts(session: Session) -> dict[str, int]:
-    from sqlalchemy import func
 
     return dict(session.execute(select(PriceChange.feed_state, func.count()).group_by(PriceChange.feed_state)).all())
 

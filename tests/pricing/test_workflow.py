@@ -101,8 +101,9 @@ def test_suggest_review_apply_and_feed_round_trip(
     superseded = market.pricemon("suggestions", "--status", "superseded", "--json").json()
     assert [s["id"] for s in superseded] == [first["B-2"]["id"]]
 
-    assert market.pricemon("reject", "--sku", "B-2", "--by", "bob", "--json").json() == {"rejected": 1}
-    assert market.pricemon("approve", str(first["A-1"]["id"]), "--by", "alice", "--json").json() == {"approved": 1}
+    assert market.pricemon("reject", "--sku", "B-2", "--by", "bob", "--json").json()["rejected"] == 1
+    approved = market.pricemon("approve", str(first["A-1"]["id"]), "--by", "alice", "--json").json()
+    assert (approved["approved"], approved["ids"]) == (1, [first["A-1"]["id"]])
     again = market.pricemon("approve", str(first["A-1"]["id"]), expect=1)
     assert "is approved, not pending" in again.stderr
     assert "no suggestion 999" in market.pricemon("approve", "999", expect=1).stderr

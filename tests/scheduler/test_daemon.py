@@ -331,3 +331,20 @@ def test_run_refuses_a_postgresql_database_without_the_schema(
     assert result.returncode == 1
     assert "run `pricemon db upgrade`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_each_competitor_is_swept_every_interval(tmp_path, shop, write_config, pricemon_cli, start_daemon) -> None:
+    """`every = "2s"` sweeps every 2 s, not every 4 s: a firing takes what falls due a moment
+    after it (each check schedules its listing from its own check time, just after the firing)."""
+    db = tmp_path / "pricemon.db"
+    config = write_config(config_text(db, competitor_block("alpha", shop, every="2s")))
+    seed(pricemon_cli, config, tmp_path, shop, {"alpha": ["K1", "K2"]})
+
+    daemon = start_daemon(config)
+    runs = "SELECT count(*) FROM scrape_runs WHERE trigger = 'daemon' AND checked > 0"
+    wait_for(lambda: query(db, runs)[0][0] >= 1, "the first sweep", daemon=daemon)
+    time.sleep(11)
+    swept = query(db, runs)[0][0]
+    assert daemon.stop() == 0
+    # 1 at the start, then at 2, 4, 6, 8, 10 s: 6 (the bug gave 3); 5 leaves room for a slow machine.
+    assert swept >= 5, f"{swept} sweeps in 11 s with every = 2s\n{daemon.log}"
