@@ -162,7 +162,11 @@ class Fetcher:
     async def _fetch_once(self, url: str, etag: str | None, last_modified: str | None) -> Page:
         current = url
         for hop in range(self.scrape.max_redirects + 1):
-            parts = urlsplit(current)
+            try:
+                parts = urlsplit(current)
+                parts.port  # noqa: B018 - a malformed host or port raises ValueError
+            except ValueError:
+                return Page("http_error", current, error=f"refusing to fetch {current[:200]!r}: not a valid URL")
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 return Page("http_error", current, error=f"refusing to fetch {current[:200]!r}: only http/https")
             if self.robots is not None:
@@ -222,7 +226,13 @@ class Fetcher:
             location = response.header("Location")
             if not location:
                 return Page("http_error", url, status, error=f"HTTP {status} redirect without Location")
-            return Page("redirect", urljoin(url, location.strip()), status)
+            try:
+                target = urljoin(url, location.strip())
+                urlsplit(target).port  # noqa: B018 - a malformed host or port raises ValueError
+            except ValueError:
+                error = f"HTTP {status} redirect to an invalid URL {location[:200]!r}"
+                return Page("http_error", url, status, error=error)
+            return Page("redirect", target, status)
         if status == 304:
             return Page("not_modified", url, status, etag=etag, last_modified=last_modified)
         if status in (404, 410):

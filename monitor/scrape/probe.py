@@ -12,9 +12,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError, FetchError, NotFoundError
+from monitor.redact import redact_url
 from monitor.scrape.extract import Extraction, extract
 from monitor.scrape.fetch import Fetcher, Page, extraction_rules
-from monitor.settings import Competitor, Settings, check_currency
+from monitor.settings import Competitor, Settings, check_currency, check_http_url
 
 
 def probe_source(
@@ -28,6 +29,11 @@ def probe_source(
 ) -> Extraction:
     """Extract from `source` (an http(s) URL or a local file) with the competitor's rules, overridden
     by the given options. Raises FetchError/NotFoundError when there is no page to read."""
+    if "://" in source:
+        try:
+            check_http_url(source)
+        except ValueError as exc:
+            raise FetchError(f"{redact_url(source)}: {exc}") from None
     shop = _competitor(settings, source, competitor)
     rules = extraction_rules(shop)
     overrides: dict[str, str] = {}
