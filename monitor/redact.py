@@ -93,6 +93,12 @@ def _redact_unparsable(url: str) -> str:
     return _QUERY_PAIR.sub(pair, url)
 
 
+def redact_apprise_url(url: str) -> str:
+    """Show only the service of an Apprise URL: the rest usually holds its tokens."""
+    scheme, sep, _rest = url.partition("://")
+    return f"{scheme}://{MASK}" if sep else MASK
+
+
 def redact_text(text: str) -> str:
     """`text` with every URL redacted and every remembered secret replaced by `***`."""
     if not text:
@@ -159,6 +165,7 @@ __all__ = [
     "RedactingFilter",
     "install_log_filter",
     "known_secrets",
+    "redact_apprise_url",
     "redact_text",
     "redact_url",
     "redact_value",

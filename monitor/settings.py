@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from monitor.errors import ConfigError
-from monitor.redact import redact_url, redact_value, remember_secrets
+from monitor.redact import redact_apprise_url, redact_url, redact_value, remember_secrets
 
 DEFAULT_DATABASE_URL = "sqlite:///pricemon.db"
 
@@ -311,12 +311,6 @@ AlertCondition = Literal[
 ]
 ALERT_CONDITIONS: tuple[str, ...] = get_args(AlertCondition)
 CHANNEL_TYPES = ("webhook", "email", "apprise")
-
-
-def redact_apprise_url(url: str) -> str:
-    """Show only the service of an Apprise URL: the rest usually holds its tokens."""
-    scheme, sep, _rest = url.partition("://")
-    return f"{scheme}://***" if sep else "***"
 
 
 class AlertChannel(Section):
