@@ -829,7 +829,7 @@ def feed_send(app: App, as_json: bool) -> None:
         print_json(asdict(feed))
     else:
         _echo_feed(feed)
-        if not (feed.csv_path or feed.sent or feed.failed):
+        if not (feed.csv_path or feed.csv_error or feed.sent or feed.failed):
             click.echo("feed: nothing to send")
     if feed.error or feed.csv_error:
         sys.exit(1)
