@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_random_exponential
 
+from monitor.redact import redact_text
 from monitor.scrape.extract import Extraction, ExtractionRules, extract
 from monitor.scrape.politeness import RobotsRules, Slot, parse_retry_after
 from monitor.scrape.transport import PageResponse, PageTransport, TransportFailure, default_transport
@@ -70,7 +71,7 @@ def _charset(content_type: str) -> str | None:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    text = redact_text(str(exc).strip()) or type(exc).__name__
     return text[:200]
 
 
@@ -208,10 +209,12 @@ class Fetcher:
                 return Page("timeout", url, status, error=f"no answer within {self.timeout:g}s", retryable=True)
             except TransportFailure as failure:
                 if failure.kind == "timeout":
-                    message = f"no answer within {self.timeout:g}s ({failure})"
+                    message = f"no answer within {self.timeout:g}s ({redact_text(str(failure))})"
                     return Page("timeout", url, status, error=message, retryable=True)
                 outcome = "invalid_content" if failure.kind == "body" else "http_error"
-                return Page(outcome, url, status, error=str(failure), retryable=failure.retryable)
+                # stored and shown: a proxy URL in a transport's message must not carry its password
+                error = redact_text(str(failure))
+                return Page(outcome, url, status, error=error, retryable=failure.retryable)
             except Exception as exc:  # a transport bug must cost one page, not the sweep
                 logger.exception("fetching %s failed", url)
                 return Page("http_error", url, status, error=f"request failed: {type(exc).__name__}: {_short(exc)}")
