@@ -346,6 +346,12 @@ class AlertChannel(Section):
         None, description="apprise: environment variable holding more URLs, separated by spaces or commas."
     )
 
+    @field_validator("secret_header")
+    @classmethod
+    def _valid_secret_header(cls, value: str) -> str:
+        check_header(value, "")
+        return value
+
     @model_validator(mode="after")
     def _complete_for_its_type(self) -> AlertChannel:
         if self.type == "webhook" and not self.url:
