@@ -630,6 +630,7 @@ class Settings(Section):
         return redact_url(url)
 
 
+_PLAIN_HEADERS = frozenset({"accept", "accept-language", "accept-encoding", "cache-control", "pragma", "dnt"})
 # Config keys naming an environment variable that holds a secret, per section.
 SECRET_ENV_KEYS = ("secret_env", "password_env", "apprise_urls_env")
 
@@ -671,7 +672,10 @@ def configured_secrets(settings: Settings, environ: Mapping[str, str]) -> list[s
 
     secrets: list[str] = of_url(settings.database_url) + of_url(settings.feed.webhook_url)
     for competitor in settings.competitors:
-        secrets += list(competitor.headers.values()) + of_url(competitor.proxy)
+        # Every header value is shown as ***; in free text (logs, errors) only those that can be
+        # credentials are searched for, so `Accept: text/html` does not hide every "text/html".
+        secrets += [v for k, v in competitor.headers.items() if k.lower() not in _PLAIN_HEADERS]
+        secrets += of_url(competitor.proxy)
     for channel in settings.alerting.channels:
         secrets += of_url(channel.url) + list(channel.apprise_urls)
         for url in channel.apprise_urls:
