@@ -202,6 +202,33 @@ def test_a_redirect_to_a_url_that_does_not_parse_is_a_failed_check(
     assert "redirect to an invalid URL" in err and "Traceback" not in err
 
 
+def test_a_stored_listing_url_that_does_not_parse_is_a_failed_check(
+    shop: Shop, tmp_path: Path, write_config, pricemon_cli
+) -> None:
+    """A URL stored before imports checked it (or written by another tool) costs its own check only."""
+    import sqlite3
+
+    shop.pages["/p/2"] = jsonld_page("12.00")
+    db = tmp_path / "p.db"
+    config = write_config(
+        competitor_config(shop.base, head=f'database_url = "sqlite:///{db}"\n').replace(
+            "respect_robots_txt = false", "respect_robots_txt = true"
+        )
+    )
+    run = pricemon_cli(config)
+    (tmp_path / "products.csv").write_text("sku,name,price,currency\nA-1,Kettle,10.00,EUR\nB-2,Pot,9.00,EUR\n")
+    (tmp_path / "listings.csv").write_text(f"sku,competitor,url\nA-1,acme,{shop.base}/p/1\nB-2,acme,{shop.base}/p/2\n")
+    run("import", "products", str(tmp_path / "products.csv"))
+    run("import", "listings", str(tmp_path / "listings.csv"))
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE listings SET url = 'http://[::1' WHERE url LIKE '%/p/1'")
+    run("scrape")
+    listings = {row["sku"]: row for row in run("listings", "--json").json()}
+    assert listings["A-1"]["last_outcome"] == "http_error"
+    assert "not a valid URL" in listings["A-1"]["last_error"]
+    assert listings["B-2"]["last_outcome"] == "changed"
+
+
 def test_a_nul_byte_in_a_csv_is_rejected_as_file_and_line(
     tmp_path: Path, write_config, pricemon_cli, database_url: str
 ) -> None:
