@@ -806,7 +806,7 @@ def _echo_feed(feed: Any) -> None:
     if feed.error:
         click.echo(f"feed: webhook failed: {feed.error}; will retry on the next apply or `pricemon feed send`",
                    err=True)
-    if getattr(feed, "csv_error", None):
+    if feed.csv_error:
         click.echo(f"feed: {feed.csv_error}; the next apply or `pricemon feed send` writes it", err=True)
 
 

@@ -278,6 +278,12 @@ class ScrapeSettings(Section):
     workers: int = Field(0, ge=0, le=64, description="Worker processes for a sweep; 0 means one per CPU core.")
     max_connections: int = Field(512, ge=1, description="Requests in flight across all competitors per worker.")
 
+    @field_validator("user_agent")
+    @classmethod
+    def _valid_user_agent(cls, value: str) -> str:
+        check_header("User-Agent", value)
+        return value
+
 
 class SchedulerSettings(Section):
     grace_period: Duration = Field(
@@ -567,6 +573,9 @@ class FeedSettings(Section):
         None, description="Name of the environment variable holding the webhook secret (never logged)."
     )
     retries: int = Field(3, ge=0, le=10, description="Retries of a failed webhook POST within one send.")
+    backoff: Duration = Field(timedelta(seconds=1), description="First delay between retries; doubles each time.")
+    timeout: PositiveDuration = Field(timedelta(seconds=10), description="Webhook request timeout.")
+    batch_size: int = Field(500, ge=1, description="Price changes per webhook POST.")
 
     @field_serializer("webhook_url")
     def _hide_webhook_credentials(self, url: str | None) -> str | None:
@@ -577,9 +586,6 @@ class FeedSettings(Section):
     def _valid_secret_header(cls, value: str) -> str:
         check_header(value, "")
         return value
-    backoff: Duration = Field(timedelta(seconds=1), description="First delay between retries; doubles each time.")
-    timeout: PositiveDuration = Field(timedelta(seconds=10), description="Webhook request timeout.")
-    batch_size: int = Field(500, ge=1, description="Price changes per webhook POST.")
 
 
 class Settings(Section):

@@ -159,9 +159,12 @@ def test_bad_values_are_rejected_by_every_command_with_the_key_path(
         ("pricing", 'timeout = "0ms"', "pricing.timeout"),
         ("scheduler", 'grace_period = "99999999999w"', "scheduler.grace_period"),
         ("scheduler", "suggest_every = 1e400", "scheduler.suggest_every"),
+        ("scrape", 'user_agent = "bot\\r\\nX-Injected: 1"', "scrape.user_agent"),
+        ("feed", 'secret_header = "X Secret"', "feed.secret_header"),
+        ("feed", 'webhook_url = "http://[::1"', "feed.webhook_url"),
     ],
 )
-def test_durations_out_of_range_in_any_table(write_config, pricemon_cli, table: str, setting: str, key: str) -> None:
+def test_bad_values_in_any_table(write_config, pricemon_cli, table: str, setting: str, key: str) -> None:
     config = write_config(f"[{table}]\n{setting}\n")
     err = pricemon_cli(config)("config", "check", expect=1).stderr
     assert f"{key}: " in err and "Traceback" not in err
