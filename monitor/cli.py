@@ -85,6 +85,9 @@ def configure_logging(level: str, fmt: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from monitor.redact import install_log_filter
+
+    install_log_filter(handler)  # the safety net: no secret reaches a log line, whoever logs it
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -198,19 +201,28 @@ def config_group() -> None:
 @json_option
 @pass_app
 def config_check(app: App, as_json: bool) -> None:
-    """Validate the config file and print what pricemon understood."""
+    """Validate the config file and print what pricemon understood (secrets shown as ***).
+
+    Beyond the file itself: strategy names and options per assignment, secrets' environment
+    variables, the feed's CSV path. Warnings go to stderr; any error exits 1."""
+    from monitor.config_check import check_config
+    from monitor.errors import ConfigError
+    from monitor.redact import redact_value
+
     settings = app.settings
+    found = check_config(settings)
+    for warning in found.warnings:
+        click.echo(f"pricemon: warning: {warning}", err=True)
+    if found.errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(found.errors))
     if any(c.render == "browser" for c in settings.competitors):
         from monitor.scrape.render import check_browser
 
         check_browser(settings.scrape.browser_executable)  # a sweep would refuse to start
-    data = settings.model_dump(mode="json", exclude={"source"})
-    data["database_url"] = redact_url(settings.database_url)
-    for competitor in data.get("competitors", []):
-        if competitor.get("proxy"):
-            competitor["proxy"] = redact_url(competitor["proxy"])
+    # The serializers hide header values and credentials; redact_value is the safety net.
+    data = redact_value(settings.model_dump(mode="json", exclude={"source"}))
     if as_json:
-        print_json(data)
+        print_json({**data, "warnings": found.warnings})
         return
     click.echo(f"{settings.source}: OK, {len(settings.competitors)} competitor(s), database {data['database_url']}")
     for competitor in settings.competitors:
@@ -899,6 +911,8 @@ def _echo_feed(feed: Any) -> None:
     if feed.error:
         click.echo(f"feed: webhook failed: {feed.error}; will retry on the next apply or `pricemon feed send`",
                    err=True)
+    if feed.csv_error:
+        click.echo(f"feed: {feed.csv_error}; the next apply or `pricemon feed send` writes it", err=True)
 
 
 @cli.group("feed")
@@ -920,9 +934,9 @@ def feed_send(app: App, as_json: bool) -> None:
         print_json(asdict(feed))
     else:
         _echo_feed(feed)
-        if not (feed.csv_path or feed.sent or feed.failed):
+        if not (feed.csv_path or feed.csv_error or feed.sent or feed.failed):
             click.echo("feed: nothing to send")
-    if feed.error:
+    if feed.error or feed.csv_error:
         sys.exit(1)
 
 
@@ -1146,12 +1160,16 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("pricemon: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"pricemon: error: {exc.format_message()}", err=True)
+        from monitor.redact import redact_text
+
+        click.echo(f"pricemon: error: {redact_text(exc.format_message())}", err=True)
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             click.echo(f"Try '{exc.ctx.command_path} --help'.", err=True)
         sys.exit(exc.exit_code)
     except PricemonError as exc:
-        click.echo(f"pricemon: error: {exc}", err=True)
+        from monitor.redact import redact_text
+
+        click.echo(f"pricemon: error: {redact_text(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

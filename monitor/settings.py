@@ -6,6 +6,7 @@ Every setting is declared exactly once below, with its default and its help text
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -28,11 +29,14 @@ from pydantic import (
 )
 
 from monitor.errors import ConfigError
+from monitor.redact import redact_apprise_url, redact_url, redact_value, remember_secrets
 
 DEFAULT_DATABASE_URL = "sqlite:///pricemon.db"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Longer durations are mistakes, and far longer ones overflow timedelta or `now + every`.
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -44,7 +48,7 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _bounded_duration(value)
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         pos, seconds = 0, 0.0
@@ -54,19 +58,60 @@ def parse_duration(value: Any) -> timedelta:
             seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
             pos = match.end()
         if text and pos == len(text):
-            return timedelta(seconds=seconds)
+            return _bounded_duration(seconds)
     raise ValueError(f'expected a duration such as "15m", "2s" or "1h30m", got {value!r}')
 
 
+def _bounded_duration(seconds: float) -> timedelta:
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"a duration longer than {MAX_DURATION.days} days is not supported")
+    return timedelta(seconds=seconds)
+
+
+def _positive_duration(value: Any) -> timedelta:
+    duration = parse_duration(value)
+    if duration <= timedelta(0):
+        raise ValueError(f"must be longer than 0s, got {value!r}")
+    return duration
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# Timeouts: 0 would fail every request at once (or, to some clients, mean "wait for ever").
+PositiveDuration = Annotated[timedelta, BeforeValidator(_positive_duration)]
+
+
+def check_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """Accept only absolute URLs of `schemes` with a host (and a valid port, if any).
+
+    The message shows the URL redacted: it may carry a password or a token."""
+    expected = " or ".join(f"{s}://" for s in schemes)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a malformed port raises ValueError here
+    except ValueError as exc:
+        raise ValueError(f"expected a valid URL ({exc}), got {redact_url(value)!r}") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"expected an {expected} URL, got {redact_url(value)!r}")
+    if any(c in value for c in "\r\n\x00"):
+        raise ValueError(f"a URL cannot contain line breaks or NUL, got {redact_url(value)!r}")
+    return value
 
 
 def check_http_url(value: str) -> str:
     """Accept only absolute http(s) URLs: pricemon never fetches any other scheme."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    return value
+    return check_url(value)
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def check_header(name: str, value: str) -> None:
+    """An HTTP header as RFC 9110 allows it: a token name, a value without CR, LF or NUL."""
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+    if any(c in value for c in "\r\n\x00"):
+        # the value is not shown: header values are often credentials
+        raise ValueError(f"header {name}: the value contains a line break or NUL")
 
 
 HttpUrl = Annotated[str, BeforeValidator(lambda v: check_http_url(str(v)) if isinstance(v, str) else v)]
@@ -145,7 +190,9 @@ class Competitor(Section):
     user_agent: str | None = Field(None, description="User-Agent for this competitor (default: scrape.user_agent).")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers sent to this competitor.")
     proxy: str | None = Field(None, description="Proxy URL for this competitor; credentials in it are never logged.")
-    timeout: Duration | None = Field(None, description="Request timeout for this competitor (default: scrape.timeout).")
+    timeout: PositiveDuration | None = Field(
+        None, description="Request timeout for this competitor (default: scrape.timeout)."
+    )
     selectors: Selectors = Field(
         default_factory=lambda: Selectors(), description="How to read this competitor's pages."
     )
@@ -166,9 +213,32 @@ class Competitor(Section):
     @field_validator("proxy")
     @classmethod
     def _valid_proxy(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https", "socks5", "socks5h"):
-            raise ValueError("expected a proxy URL starting with http://, https:// or socks5://")
+        if value is not None:
+            check_url(value, ("http", "https", "socks5", "socks5h"))
         return value
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header_value in value.items():
+            check_header(name, header_value)
+        return value
+
+    @field_validator("user_agent")
+    @classmethod
+    def _valid_user_agent(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_header("User-Agent", value)
+        return value
+
+    @field_serializer("headers")
+    def _hide_header_values(self, headers: dict[str, str]) -> dict[str, str]:
+        # `Authorization: Bearer ...`, cookies, API keys: a header value is shown as *** everywhere.
+        return {name: "***" for name in headers}
+
+    @field_serializer("proxy")
+    def _hide_proxy_password(self, proxy: str | None) -> str | None:
+        return None if proxy is None else redact_url(proxy)
 
     @field_validator("cron")
     @classmethod
@@ -204,7 +274,7 @@ class Competitor(Section):
 
 class ScrapeSettings(Section):
     user_agent: str = Field("pricemon/0.1 (+price monitor)", description="Default User-Agent sent to every competitor.")
-    timeout: Duration = Field(timedelta(seconds=20), description="Default request timeout.")
+    timeout: PositiveDuration = Field(timedelta(seconds=20), description="Default request timeout.")
     max_body_bytes: int = Field(5_000_000, ge=1024, description="Larger bodies are dropped as invalid_content.")
     max_redirects: int = Field(5, ge=0, le=30, description="Redirects followed per request (http/https only).")
     retries: int = Field(3, ge=0, le=10, description="Retries on timeouts, connection errors, 5xx, 408 and 429.")
@@ -239,6 +309,12 @@ class ScrapeSettings(Section):
     browser_executable: str = Field(
         "/usr/bin/chromium", description="The Chromium that renders pages (never downloaded by pricemon)."
     )
+
+    @field_validator("user_agent")
+    @classmethod
+    def _valid_user_agent(cls, value: str) -> str:
+        check_header("User-Agent", value)
+        return value
 
 
 class SchedulerSettings(Section):
@@ -275,12 +351,6 @@ ALERT_CONDITIONS: tuple[str, ...] = get_args(AlertCondition)
 CHANNEL_TYPES = ("webhook", "email", "apprise")
 
 
-def redact_apprise_url(url: str) -> str:
-    """Show only the service of an Apprise URL: the rest usually holds its tokens."""
-    scheme, sep, _rest = url.partition("://")
-    return f"{scheme}://***" if sep else "***"
-
-
 class AlertChannel(Section):
     """Where alerts go: a JSON webhook, an SMTP mailbox, or any service Apprise supports.
 
@@ -297,7 +367,7 @@ class AlertChannel(Section):
     secret_env: str | None = Field(
         None, description="webhook: environment variable holding the secret header's value."
     )
-    timeout: Duration = Field(timedelta(seconds=10), description="How long one delivery attempt may take.")
+    timeout: PositiveDuration = Field(timedelta(seconds=10), description="How long one delivery attempt may take.")
     smtp_host: str | None = Field(None, description="email: SMTP server host name.")
     smtp_port: int = Field(25, ge=1, le=65535, description="email: SMTP server port.")
     security: Literal["none", "starttls", "ssl"] = Field(
@@ -313,6 +383,12 @@ class AlertChannel(Section):
     apprise_urls_env: str | None = Field(
         None, description="apprise: environment variable holding more URLs, separated by spaces or commas."
     )
+
+    @field_validator("secret_header")
+    @classmethod
+    def _valid_secret_header(cls, value: str) -> str:
+        check_header(value, "")
+        return value
 
     @model_validator(mode="after")
     def _complete_for_its_type(self) -> AlertChannel:
@@ -508,7 +584,9 @@ class Assignment(Section):
 
 
 class PricingSettings(Section):
-    timeout: Duration = Field(timedelta(seconds=5), description="Longest a strategy may take for one product.")
+    timeout: PositiveDuration = Field(
+        timedelta(seconds=5), description="Longest a strategy may take for one product."
+    )
     rates: dict[str, float] = Field(
         default_factory=dict,
         description='Currency rates for converting offers, "FROM:TO" = rate, e.g. { "USD:EUR" = 0.92 }.',
@@ -540,8 +618,18 @@ class FeedSettings(Section):
     )
     retries: int = Field(3, ge=0, le=10, description="Retries of a failed webhook POST within one send.")
     backoff: Duration = Field(timedelta(seconds=1), description="First delay between retries; doubles each time.")
-    timeout: Duration = Field(timedelta(seconds=10), description="Webhook request timeout.")
+    timeout: PositiveDuration = Field(timedelta(seconds=10), description="Webhook request timeout.")
     batch_size: int = Field(500, ge=1, description="Price changes per webhook POST.")
+
+    @field_serializer("webhook_url")
+    def _hide_webhook_credentials(self, url: str | None) -> str | None:
+        return None if url is None else redact_url(url)
+
+    @field_validator("secret_header")
+    @classmethod
+    def _valid_secret_header(cls, value: str) -> str:
+        check_header(value, "")
+        return value
 
 
 class Settings(Section):
@@ -587,15 +675,93 @@ class Settings(Section):
     def competitor(self, name: str) -> Competitor | None:
         return next((c for c in self.competitors if c.name == name), None)
 
+    @field_serializer("database_url")
+    def _hide_database_password(self, url: str) -> str:
+        return redact_url(url)
 
-def _location(loc: tuple[str | int, ...]) -> str:
+
+_PLAIN_HEADERS = frozenset({"accept", "accept-language", "accept-encoding", "cache-control", "pragma", "dnt"})
+# Config keys naming an environment variable that holds a secret, per section.
+SECRET_ENV_KEYS = ("secret_env", "password_env", "apprise_urls_env")
+
+
+def secret_env_vars(settings: Settings) -> list[tuple[str, str]]:
+    """(key path, variable name) of every environment variable the config reads a secret from."""
+    found = []
+    if settings.feed.secret_env:
+        found.append(("feed.secret_env", settings.feed.secret_env))
+    for index, channel in enumerate(settings.alerting.channels):
+        for key in SECRET_ENV_KEYS:
+            name = getattr(channel, key, None)
+            if name:
+                found.append((f"alerting.channels[{index}].{key}", name))
+    return found
+
+
+def configured_secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """Every secret value the settings hold or point to: passwords and tokens in URLs, header
+    values, Apprise URLs and the values of the secret environment variables."""
+    from urllib.parse import parse_qsl
+
+    from monitor.redact import redact_url as _redact
+
+    def of_url(url: str | None) -> list[str]:
+        if not url or _redact(url) == url:
+            return []
+        values = [url]
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return values
+        if "@" in parts.netloc:
+            userinfo = parts.netloc.rpartition("@")[0]
+            user, _, password = userinfo.partition(":")
+            values += [password] if password else [user]
+        values += [v for k, v in parse_qsl(parts.query) if _redact(f"http://h/?{k}=x") != f"http://h/?{k}=x"]
+        return values
+
+    secrets: list[str] = of_url(settings.database_url) + of_url(settings.feed.webhook_url)
+    for competitor in settings.competitors:
+        # Every header value is shown as ***; in free text (logs, errors) only those that can be
+        # credentials are searched for, so `Accept: text/html` does not hide every "text/html".
+        secrets += [v for k, v in competitor.headers.items() if k.lower() not in _PLAIN_HEADERS]
+        secrets += of_url(competitor.proxy)
+    for channel in settings.alerting.channels:
+        secrets += of_url(channel.url) + list(channel.apprise_urls)
+        for url in channel.apprise_urls:
+            # the tokens inside (slack://T0/B0/XXXX): long parts that are not host names
+            secrets += [p for p in re.split(r"[/:@?&=]+", url.partition("://")[2]) if len(p) >= 12 and "." not in p]
+    for _key, name in secret_env_vars(settings):
+        value = environ.get(name)
+        if value:
+            secrets.append(value)
+            secrets += [v.strip() for v in re.split(r"[\s,]+", value) if v.strip()]
+    return secrets
+
+
+_NAMED_TABLES = {"competitors": "competitor", "channels": "channel", "alerts": "rule"}
+
+
+def _location(loc: tuple[str | int, ...], data: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """The key path (`competitors[2].base_url`) and the names of the named tables on the way
+    (` (competitor 'acme')`), which the message ends with."""
     out = ""
+    names: list[str] = []
+    node: Any = data
+    previous: str | int | None = None
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+            node = node[part] if isinstance(node, list | tuple) and 0 <= part < len(node) else None
+            name = node.get("name") if isinstance(node, dict) else None
+            kind = _NAMED_TABLES.get(str(previous))
+            if kind and isinstance(name, str) and name:
+                names.append(f"{kind} {name!r}")
         else:
             out += f".{part}" if out else str(part)
-    return out or "(top level)"
+            node = node.get(part) if isinstance(node, dict) else None
+        previous = part
+    return out or "(top level)", f" ({', '.join(names)})" if names else ""
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -619,8 +785,11 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "<config>") 
             value = error.get("input")
             described = _describe(error)
             quiet = error.get("type") == "missing" or isinstance(value, dict | list) or "got " in described
-            shown = "" if quiet else f" (got {value!r})"
-            lines.append(f"{source}: {_location(loc)}: {described}{shown}")
+            shown = "" if quiet else f" (got {redact_value(value)!r})"
+            if error.get("type") in ("string_type", "dict_type") or "header" in described:
+                shown = ""  # a header value or a secret may be the bad input: never echo it
+            path, names = _location(loc, data)
+            lines.append(f"{source}: {path}: {described}{shown}{names}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
@@ -658,16 +827,10 @@ def load_settings(
         data["database_url"] = override
     if strategies_dir:
         data["strategies_dir"] = str(strategies_dir)
-    return settings_from_mapping(data, source=source)
-
-
-def redact_url(url: str) -> str:
-    """Hide the password of a URL (database, proxy) before it is shown or logged."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    settings = settings_from_mapping(data, source=source)
+    # From now on every log line and redacted message hides these values.
+    remember_secrets(configured_secrets(settings, env))
+    return settings
 
 
 __all__ = [
@@ -682,8 +845,11 @@ __all__ = [
     "ScrapeSettings",
     "Selectors",
     "Settings",
+    "check_url",
+    "configured_secrets",
     "load_settings",
     "parse_duration",
     "redact_url",
+    "secret_env_vars",
     "settings_from_mapping",
 ]

@@ -119,3 +119,100 @@ def test_every_setting_is_declared_with_help_and_documented_in_the_example() -> 
         if not re.search(rf"^\s*#?\s*\[*(?:\w+\.)*{re.escape(key)}\b", example, re.MULTILINE):
             undocumented.append(path)
     assert not undocumented, f"settings missing from config/pricemon.toml: {undocumented}"
+
+
+# --- bounds, and what a shown or logged value hides --------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["99999999999d", 1e400, float("nan"), "3651d", 10**30])
+def test_durations_beyond_ten_years_are_errors_not_overflows(value) -> None:
+    with pytest.raises(ValueError, match=r"longer than 3650 days|expected a duration"):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:hunter2@db/x", "postgresql://u:***@db/x"),
+        ("https://hooks.example/in?token=abc123&shop=1", "https://hooks.example/in?token=***&shop=1"),
+        (
+            "https://hooks.example/in?X-Api-Key=abc&Signature=s&monkey=1",
+            "https://hooks.example/in?X-Api-Key=***&Signature=***&monkey=1",
+        ),
+        ("https://tok3n@hooks.example/", "https://***@hooks.example/"),
+        ("postgresql://postgres@127.0.0.1/db", "postgresql://postgres@127.0.0.1/db"),
+        ("http://user:pw@[::1/x?token=t", "http://***@[::1/x?token=***"),  # not parsable, still hidden
+        ("http://127.0.0.1:8080/p/1", "http://127.0.0.1:8080/p/1"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_remembered_secrets_and_urls_are_hidden_in_text_and_log_lines() -> None:
+    import io
+    import logging
+
+    from monitor.redact import RedactingFilter, redact_text, remember_secrets
+
+    remember_secrets(["Bearer t0ken-in-a-header", "ab"])  # too short to be treated as a secret
+    text = "sent Bearer t0ken-in-a-header to http://u:pw9@h/x?access_token=zz (ab)"
+    assert redact_text(text) == "sent *** to http://u:***@h/x?access_token=*** (ab)"
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    log = logging.getLogger("tests.redact")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("POST %s failed", "http://u:pw9@h/x", extra={"header": "Bearer t0ken-in-a-header"})
+        try:
+            raise RuntimeError("Bearer t0ken-in-a-header rejected")
+        except RuntimeError:
+            log.exception("delivery failed")
+    finally:
+        log.removeHandler(handler)
+    out = stream.getvalue()
+    assert "pw9" not in out and "t0ken" not in out
+    assert "POST http://u:***@h/x failed" in out and "RuntimeError: *** rejected" in out
+
+
+def test_settings_show_header_values_and_credentials_as_stars() -> None:
+    from monitor.settings import settings_from_mapping
+
+    settings = settings_from_mapping(
+        {
+            "competitors": [
+                {"name": "a", "base_url": "http://127.0.0.1/", "headers": {"Authorization": "Bearer xyz"},
+                 "proxy": "http://p:secretpw@127.0.0.1:3128"}
+            ],
+            "feed": {"webhook_url": "https://u:hookpw@hooks.example/x?token=tk1"},
+        }
+    )
+    shown = str(settings.model_dump(mode="json"))
+    assert "Bearer xyz" not in shown and "secretpw" not in shown and "hookpw" not in shown and "tk1" not in shown
+    assert settings.competitors[0].headers == {"Authorization": "Bearer xyz"}  # the real value is kept for use
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+        ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+        ("@SUM(1+1)", "'@SUM(1+1)"),
+        ("+1+1", "'+1+1"),
+        ("-2+3", "'-2+3"),
+        ("\tTab", "'\tTab"),
+        ("\rCR", "'\rCR"),
+        ("-5.00", "-5.00"),
+        ("+3", "+3"),
+        ("-0.5e3", "-0.5e3"),
+        ("Kettle", "Kettle"),
+        (12, 12),
+    ],
+)
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(cell, written) -> None:
+    from monitor.safecsv import neutralise_cell
+
+    assert neutralise_cell(cell) == written

@@ -12,14 +12,14 @@ import os
 import re
 import smtplib
 import ssl
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from monitor.settings import AlertChannel, redact_apprise_url, redact_url
+from monitor.redact import known_secrets, redact_apprise_url, redact_text, redact_url, remember_secrets
+from monitor.settings import AlertChannel
 
 logger = logging.getLogger(__name__)
 
@@ -33,26 +33,17 @@ class ChannelError(Exception):
 
 
 class SecretFilter(logging.Filter):
-    """Masks every registered secret in a log record's final text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._secrets: set[str] = set()
-        self._lock = threading.Lock()
+    """Masks every registered secret in a log record's final text (through monitor.redact, the
+    one place that knows pricemon's secrets)."""
 
     def register(self, *values: str | None) -> None:
-        with self._lock:
-            self._secrets.update(v for v in values if v and len(v) >= 4)
+        remember_secrets(values)
 
     def scrub(self, text: str) -> str:
-        with self._lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for secret in secrets:
-            text = text.replace(secret, MASK)
-        return text
+        return redact_text(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
+        if known_secrets():
             try:
                 message = record.getMessage()
             except (TypeError, ValueError):

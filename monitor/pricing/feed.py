@@ -6,7 +6,6 @@ ever goes into the request header: never into a log line, an error message or th
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import tempfile
@@ -22,6 +21,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from monitor.errors import ConfigError
 from monitor.money import format_amount
+from monitor.redact import redact_text, redact_url
+from monitor.safecsv import SafeWriter
 from monitor.settings import FeedSettings
 
 logger = logging.getLogger(__name__)
@@ -31,14 +32,15 @@ FEED_COLUMNS = ("sku", "price", "currency", "updated_at")
 
 def write_csv_feed(path: Path, rows: Iterable[tuple[str, Decimal, str, datetime]]) -> int:
     """Write `sku,price,currency,updated_at` to `path` through a temp file and os.replace, so a
-    reader sees the old feed or the new one, never half of one. Returns the number of rows."""
+    reader sees the old feed or the new one, never half of one. Returns the number of rows.
+
+    A missing folder is not created (`config check` reports it): OSError says what is wrong."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     count = 0
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
+            writer = SafeWriter(fh)
             writer.writerow(FEED_COLUMNS)
             for sku, price, currency, updated_at in rows:
                 writer.writerow((sku, format_amount(price), currency, updated_at.isoformat()))
@@ -88,9 +90,10 @@ def post_changes(
         try:
             response = http.post(url, json=payload, headers=dict(headers))
         except httpx.HTTPError as exc:
-            raise _DeliveryFailed(f"{type(exc).__name__}: {exc}"[:500]) from None
+            raise _DeliveryFailed(redact_text(f"{type(exc).__name__}: {exc}")[:500]) from None
         if not response.is_success:
-            raise _DeliveryFailed(f"HTTP {response.status_code} from {url}")
+            # the URL may carry credentials: the error is shown, logged and stored
+            raise _DeliveryFailed(f"HTTP {response.status_code} from {redact_url(url)}")
 
     def log_failure(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

@@ -66,6 +66,7 @@ class FeedSummary:
     sent: int = 0
     failed: int = 0
     error: str | None = None
+    csv_error: str | None = None  # the CSV could not be written; the next apply or `feed send` writes it
 
 
 def make_manager(settings: Settings) -> StrategyManager:
@@ -213,9 +214,14 @@ def send_feed(settings: Settings, store: Store) -> FeedSummary:
     feed = settings.feed
     summary = FeedSummary()
     if feed.csv_path is not None:
-        with store.session() as session:
-            summary.csv_rows = write_csv_feed(feed.csv_path, price_feed_rows(session))
-        summary.csv_path = str(feed.csv_path)
+        try:
+            with store.session() as session:
+                summary.csv_rows = write_csv_feed(feed.csv_path, price_feed_rows(session))
+            summary.csv_path = str(feed.csv_path)
+        except OSError as exc:
+            # The prices stay applied; the CSV is a snapshot, so the next successful write catches up.
+            summary.csv_error = f"feed.csv_path: cannot write {feed.csv_path}: {exc.strerror or exc}"
+            logger.warning("%s; the next apply or `pricemon feed send` writes it", summary.csv_error)
     if feed.webhook_url is None:
         return summary
     headers = webhook_headers(feed)

@@ -7,7 +7,6 @@ escaped so no value can close its `<script>` element.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from markupsafe import Markup
 
 from monitor.money import format_amount
 from monitor.report.build import Report, SuggestionRow
+from monitor.safecsv import SafeDictWriter
 
 CSV_COLUMNS = [
     "sku",
@@ -83,7 +83,7 @@ def _text(value: Decimal | None) -> str | None:
 
 def write_csv(report: Report, out: IO[str]) -> int:
     """The pending suggestions, one row each, biggest impact first; returns the row count."""
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = SafeDictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     count = 0
     for row in report.suggestions:

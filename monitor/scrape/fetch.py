@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_random_exponential
 
+from monitor.redact import redact_text
 from monitor.scrape.addresses import AddressPolicy, parse_networks
 from monitor.scrape.extract import Extraction, ExtractionRules, extract
 from monitor.scrape.politeness import RobotsRules, RobotsUnreachable, Slot, parse_retry_after
@@ -79,7 +80,7 @@ def _charset(content_type: str) -> str | None:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    text = redact_text(str(exc).strip()) or type(exc).__name__
     return text[:200]
 
 
@@ -195,7 +196,11 @@ class Fetcher:
     async def _fetch_once(self, url: str, etag: str | None, last_modified: str | None) -> Page:
         current = url
         for hop in range(self.scrape.max_redirects + 1):
-            parts = urlsplit(current)
+            try:
+                parts = urlsplit(current)
+                parts.port  # noqa: B018 - a malformed host or port raises ValueError
+            except ValueError:
+                return Page("http_error", current, error=f"refusing to fetch {current[:200]!r}: not a valid URL")
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 return Page("http_error", current, error=f"refusing to fetch {current[:200]!r}: only http/https")
             refusal = self.addresses.refusal_for_host(parts.hostname or "")
@@ -250,10 +255,12 @@ class Fetcher:
                 return Page("timeout", url, status, error=f"no answer within {self.timeout:g}s", retryable=True)
             except TransportFailure as failure:
                 if failure.kind == "timeout":
-                    message = f"no answer within {self.timeout:g}s ({failure})"
+                    message = f"no answer within {self.timeout:g}s ({redact_text(str(failure))})"
                     return Page("timeout", url, status, error=message, retryable=True)
                 outcome = {"body": "invalid_content", "blocked": "blocked_address"}.get(failure.kind, "http_error")
-                return Page(outcome, url, status, error=str(failure), retryable=failure.retryable)
+                # stored and shown: a proxy URL in a transport's message must not carry its password
+                error = redact_text(str(failure))
+                return Page(outcome, url, status, error=error, retryable=failure.retryable)
             except Exception as exc:  # a transport bug must cost one page, not the sweep
                 logger.exception("fetching %s failed", url)
                 return Page("http_error", url, status, error=f"request failed: {type(exc).__name__}: {_short(exc)}")
@@ -268,7 +275,13 @@ class Fetcher:
             location = response.header("Location")
             if not location:
                 return Page("http_error", url, status, error=f"HTTP {status} redirect without Location")
-            return Page("redirect", urljoin(url, location.strip()), status)
+            try:
+                target = urljoin(url, location.strip())
+                urlsplit(target).port  # noqa: B018 - a malformed host or port raises ValueError
+            except ValueError:
+                error = f"HTTP {status} redirect to an invalid URL {location[:200]!r}"
+                return Page("http_error", url, status, error=error)
+            return Page("redirect", target, status)
         if status == 304:
             return Page("not_modified", url, status, etag=etag, last_modified=last_modified)
         if status in (404, 410):

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from monitor.errors import ConfigError, FetchError, NotFoundError
+from monitor.redact import redact_url
 from monitor.scrape.extract import Extraction, ExtractionRules
 from monitor.scrape.fetch import Fetcher, Page, extraction_rules, read_page
-from monitor.settings import Competitor, Selectors, Settings, check_currency
+from monitor.settings import Competitor, Selectors, Settings, check_currency, check_http_url
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,11 @@ class Source:
 def load_source(settings: Settings, source: str, *, competitor: str | None = None, render: bool = False) -> Source:
     """Fetch `source` (an http(s) URL, through the competitor's fetcher and renderer) or read it
     (a local file). Raises FetchError/NotFoundError when there is no page to read."""
+    if "://" in source:
+        try:
+            check_http_url(source)
+        except ValueError as exc:
+            raise FetchError(f"{redact_url(source)}: {exc}") from None
     shop = _competitor(settings, source, competitor)
     if render:
         shop = shop.model_copy(update={"render": "browser"})

@@ -270,7 +270,9 @@ def _run_processes(job: _Job, shards: list[list[str]], stop: StopFlag | None, ta
 def _worker_main(job: _Job, names: list[str], stop: StopFlag, messages: Any) -> None:
     # The parent owns Ctrl-C: it sets `stop`, and batches in flight still commit here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=job.log_level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    from monitor.logs import configure_worker_logging
+
+    configure_worker_logging(job.log_level, job.settings)
     _tune_gc()
     status, error = _run_shard(job, names, stop, messages.put)
     messages.put(("done", status, error))

@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from monitor.redact import redact_text
 from monitor.store.models import (
     AlertDelivery,
     AlertEvent,
@@ -415,7 +416,7 @@ def mark_failed(
         for delivery in session.scalars(select(AlertDelivery).where(AlertDelivery.id.in_(chunk))):
             delivery.status = "failed"
             delivery.attempts += 1
-            delivery.last_error = error[:500]
+            delivery.last_error = redact_text(error)[:500]
             delivery.next_attempt_at = retry_at[delivery.id]
 
 

@@ -14,7 +14,6 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Row, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from monitor.errors import ImportDataError, NotFoundError
 from monitor.money import format_amount, parse_amount
 from monitor.settings import Competitor as CompetitorConfig
+from monitor.settings import check_http_url
 from monitor.store.history import seen_until
 from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, utcnow
 
@@ -87,6 +87,10 @@ def _read_csv(path: Path, required: Sequence[str], optional: Sequence[str]) -> I
             for row in reader:
                 if None in row:
                     yield reader.line_num, {"__extra__": "more cells than header columns"}
+                    continue
+                if any("\x00" in (v or "") for v in row.values()):
+                    # PostgreSQL cannot store it, and no real value contains one
+                    yield reader.line_num, {"__extra__": "contains a NUL byte"}
                     continue
                 yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
         except (csv.Error, UnicodeDecodeError) as exc:
@@ -253,11 +257,12 @@ def import_listings(session: Session, path: Path, competitors: Sequence[Competit
             known = ", ".join(sorted(configured)) or "none configured"
             problems.append(f"{where}: competitor: unknown competitor {competitor!r} (config has: {known})")
             bad = True
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            problems.append(f"{where}: url: expected an http:// or https:// URL, got {url!r}")
+        try:
+            check_http_url(url)
+        except ValueError as exc:
+            problems.append(f"{where}: url: {exc}")
             bad = True
-        elif len(url) > 2048:
+        if not bad and len(url) > 2048:
             problems.append(f"{where}: url: longer than 2048 characters")
             bad = True
         key = (sku, competitor)

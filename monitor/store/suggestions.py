@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError, PricemonError
 from monitor.money import format_amount
+from monitor.redact import redact_text
 from monitor.store.database import Store
 from monitor.store.history import counts_as_offer, seen_until
 from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, Suggestion, utcnow
@@ -458,7 +459,9 @@ def mark_feed_result(
     session: Session, change_ids: Sequence[int], *, attempts: int, error: str | None, now: datetime | None = None
 ) -> None:
     """Record one delivery of `change_ids`: sent when `error` is None, else failed (kept for a resend)."""
-    values: dict[str, Any] = {"feed_attempts": PriceChange.feed_attempts + attempts, "feed_error": error}
+    # the stored error is shown later (feed send, report): never with a credential
+    stored = None if error is None else redact_text(error)
+    values: dict[str, Any] = {"feed_attempts": PriceChange.feed_attempts + attempts, "feed_error": stored}
     if error is None:
         values.update(feed_state="sent", feed_sent_at=now or utcnow())
     else:

@@ -67,6 +67,7 @@ def test_suggest_review_apply_and_feed_round_trip(
     market: Market, webhook: Webhook, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     feed_csv = tmp_path / "out" / "feed.csv"
+    feed_csv.parent.mkdir()  # pricemon does not create the feed's folder (`config check` reports a missing one)
     monkeypatch.setenv("PRICEMON_TEST_FEED_SECRET", SECRET)
     market.reconfigure(
         f'[feed]\ncsv_path = "{feed_csv}"\nwebhook_url = "{webhook.url}"\nsecret_env = "PRICEMON_TEST_FEED_SECRET"\n'
