@@ -138,7 +138,7 @@ def compute_suggestions(
         webhook_headers(settings.feed)  # a missing secret fails before any price is auto-applied
     summary = SuggestSummary()
     auto_ids: list[int] = []
-    with _cyclic_gc_paused(), store.session() as session:
+    with engine, _cyclic_gc_paused(), store.session() as session:
         batch: list[tuple[int, Product, Sequence[Any], Callable[[datetime | None], Sequence[HistoryPoint]]]] = []
 
         def flush() -> None:
