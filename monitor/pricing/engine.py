@@ -23,7 +23,7 @@ from monitor.pricing.loader import StrategyManager
 from monitor.settings import Assignment, PricingSettings
 
 if TYPE_CHECKING:
-    from monitor.pricing.isolation import StrategyWorkers
+    from monitor.pricing.isolation import PendingBatch, StrategyWorkers
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ CENTS = Decimal("0.01")
 
 # (competitor, url, price, currency, in_stock, observed_at, last_seen_at, suspicious)
 RawOffer = tuple[Any, ...]
+# (product id, product, raw offers, its history reader)
+PricingItem = tuple[int, Product, Sequence[RawOffer], Callable[[datetime | None], Sequence[HistoryPoint]]]
 
 
 @dataclass
@@ -245,11 +247,26 @@ class PricingEngine:
     ) -> list[Outcome]:
         """Price a batch in strategy worker processes (monitor.pricing.isolation): a plugin that
         crashes or overruns `pricing.timeout` fails its product only. Call close() when done."""
+        return self._pool().price_many(items, now)
+
+    def submit(self, items: Sequence[PricingItem], now: datetime) -> PendingBatch:
+        """Like price_many, but return at once: the workers price `items` while the caller goes
+        on (reading the next batch); collect() returns their outcomes."""
+        return self._pool().submit(items, now)
+
+    def collect(self, pending: PendingBatch) -> list[Outcome]:
+        return self._pool().collect(pending)
+
+    def start_workers(self) -> None:
+        """Start the worker processes now, in the background (price_many waits for them)."""
+        self._pool().start()
+
+    def _pool(self) -> StrategyWorkers:
         if self._workers is None:
             from monitor.pricing.isolation import StrategyWorkers, worker_count
 
             self._workers = StrategyWorkers(self.pricing, self.manager, worker_count(self.pricing.workers))
-        return self._workers.price_many(items, now)
+        return self._workers
 
     def close(self) -> None:
         """Stop the worker processes, if any were started."""

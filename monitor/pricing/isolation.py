@@ -1,9 +1,10 @@
 """Running strategies in worker processes, so that no plugin can take pricemon down.
 
 A plugin may raise, hang, call `os._exit()` or crash the interpreter; only its worker process
-goes. The parent (`StrategyWorkers`) hands each worker a chunk of a few hundred products; the
-worker prices them one by one and, before each product and each strategy call, writes which
-product and strategy it is in to a small shared page. So when a worker dies or overruns
+goes. The parent (`StrategyWorkers`) hands each worker a chunk of up to 1,000 products and goes
+on reading the next batch from the store while they work; the worker prices them one by one
+and, before each product and each strategy call, writes which product and strategy it is in to
+a small shared page. So when a worker dies or overruns
 `pricing.timeout`, the parent knows the SKU and the strategy without re-running anything to find
 them: that product fails (by strategy name and SKU), a fresh worker is started, and the rest of
 the chunk is priced there.
@@ -17,6 +18,8 @@ never open one.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import math
 import mmap
@@ -31,25 +34,28 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import IO, Any
 
-from monitor.pricing import HistoryPoint, Product
-from monitor.pricing.engine import Outcome, PricingEngine, RawOffer
+from monitor.pricing import HistoryPoint
+from monitor.pricing.engine import Outcome, PricingEngine, PricingItem
 from monitor.pricing.loader import StrategyManager
 from monitor.settings import PricingSettings
 
 logger = logging.getLogger(__name__)
 
-Item = tuple[int, Product, Sequence[RawOffer], Callable[[datetime | None], Sequence[HistoryPoint]]]
+Item = PricingItem
 
 #: Products per chunk at most: small enough that a crash re-prices little, large enough that
 #: the per-message cost (a few hundred microseconds) vanishes next to the work.
-CHUNK_MAX = 500
+CHUNK_MAX = 1000
+#: A worker runs the cyclic garbage collector once per this many chunks (see serve()).
+GC_EVERY_CHUNKS = 20
 #: How long a new worker may take to import pricemon and the plugins before it counts as broken.
 START_TIMEOUT_S = 60.0
 #: A worker that fails to start this many times in a row makes every later product fail at once.
@@ -77,6 +83,7 @@ def worker_count(configured: int) -> int:
 
 @dataclass
 class _Chunk:
+    run: PendingBatch
     number: int
     indices: list[int]
     attempts: int = 0
@@ -92,6 +99,7 @@ class _Worker:
     ready: bool = False
     chunk: _Chunk | None = None
     sent_at: float = 0.0
+    answered_at: float = 0.0  # when the parent last answered it: time waiting on us is not the strategy's
     suspect: tuple[Any, ...] | None = None
 
     def read_mark(self) -> tuple[int, int, float, str]:
@@ -113,13 +121,18 @@ class _Worker:
 
 
 @dataclass
-class _Run:
-    """One call of price_many: the items, what is still to do, what came back."""
+class PendingBatch:
+    """One submitted batch: the items and what came back for them."""
 
     items: Sequence[Item]
     now: datetime
     results: list[Outcome | None]
-    queue: deque[_Chunk] = field(default_factory=deque)
+    remaining: int
+
+    def settle(self, index: int, outcome: Outcome) -> None:
+        if self.results[index] is None:
+            self.remaining -= 1
+        self.results[index] = outcome
 
 
 def _how_it_ended(code: int | None) -> str:
@@ -143,6 +156,7 @@ class StrategyWorkers:
         strategies_dir = str(manager.strategies_dir) if manager.strategies_dir is not None else None
         self._init = (pricing, strategies_dir, manager.group, list(sys.path))
         self._workers: list[_Worker] = []
+        self._queue: deque[_Chunk] = deque()
         self._chunks = 0
         self._failed_starts = 0
         self._broken: str | None = None
@@ -151,28 +165,49 @@ class StrategyWorkers:
 
     def price_many(self, items: Sequence[Item], now: datetime) -> list[Outcome]:
         """Price `items` in the workers; every item gets an Outcome, whatever the plugins do."""
-        run = _Run(items, now, [None] * len(items))
-        size = max(1, min(CHUNK_MAX, math.ceil(len(items) / (self.size * 2))))
+        return self.collect(self.submit(items, now))
+
+    def submit(self, items: Sequence[Item], now: datetime) -> PendingBatch:
+        """Hand `items` to the workers and return at once; collect() waits for their outcomes.
+
+        One chunk per worker: the caller reads its next batch while the workers price this one.
+        """
+        run = PendingBatch(items, now, [None] * len(items), len(items))
+        size = max(1, min(CHUNK_MAX, math.ceil(len(items) / self.size)))
         for begin in range(0, len(items), size):
-            run.queue.append(self._new_chunk(list(range(begin, min(begin + size, len(items))))))
-        while run.queue or any(w.chunk is not None for w in self._workers):
+            self._queue.append(self._new_chunk(run, list(range(begin, min(begin + size, len(items))))))
+        self._dispatch()
+        return run
+
+    def collect(self, run: PendingBatch) -> list[Outcome]:
+        """Supervise the workers until every item of `run` has its Outcome."""
+        while run.remaining > 0:
             if self._broken is not None:
-                self._fail_all(run, self._broken)
+                self._fail_all(self._broken)
                 break
-            self._start_workers(len(run.queue) + sum(1 for w in self._workers if w.chunk is not None))
-            for worker in self._workers:
-                if worker.ready and worker.chunk is None and run.queue:
-                    self._send(worker, run.queue.popleft(), run)
+            self._dispatch()
             ready = wait([w.conn for w in self._workers], timeout=self.poll) if self._workers else []
             for worker in [w for w in self._workers if w.conn in ready]:
-                self._receive(worker, run)
+                self._receive(worker)
             for worker in list(self._workers):
-                self._check_deadline(worker, run)
+                self._check_deadline(worker)
+        self._dispatch()  # workers freed by this run start on the next one's chunks
         return [outcome for outcome in run.results if outcome is not None]
 
-    def _new_chunk(self, indices: list[int], attempts: int = 0) -> _Chunk:
+    def _dispatch(self) -> None:
+        self._start_workers(len(self._queue) + sum(1 for w in self._workers if w.chunk is not None))
+        for worker in list(self._workers):
+            if worker.ready and worker.chunk is None and self._queue:
+                self._send(worker, self._queue.popleft())
+
+    def start(self) -> None:
+        """Start every worker without waiting for it, so that their start-up (importing pricemon
+        and the plugins, ~0.5 s) overlaps the caller's reading of the first batch."""
+        self._start_workers(self.size)
+
+    def _new_chunk(self, run: PendingBatch, indices: list[int], attempts: int = 0) -> _Chunk:
         self._chunks += 1
-        return _Chunk(self._chunks, indices, attempts)
+        return _Chunk(run, self._chunks, indices, attempts)
 
     def _start_workers(self, wanted: int) -> None:
         while len(self._workers) < min(self.size, wanted):
@@ -201,19 +236,20 @@ class StrategyWorkers:
         conn.send(self._init)
         return _Worker(process, conn, mark_file, marks, time.monotonic())
 
-    def _send(self, worker: _Worker, chunk: _Chunk, run: _Run) -> None:
-        payload = [(run.items[i][0], run.items[i][1], run.items[i][2]) for i in chunk.indices]
-        worker.chunk, worker.sent_at, worker.suspect = chunk, time.monotonic(), None
+    def _send(self, worker: _Worker, chunk: _Chunk) -> None:
+        payload = _encode([chunk.run.items[i] for i in chunk.indices])
+        worker.chunk, worker.suspect = chunk, None
+        worker.sent_at = worker.answered_at = time.monotonic()
         try:
-            worker.conn.send(("price", chunk.number, run.now, payload))
+            worker.conn.send(("price", chunk.number, chunk.run.now, payload))
         except OSError:
-            self._lost(worker, run, timed_out=False)
+            self._lost(worker, timed_out=False)
 
-    def _receive(self, worker: _Worker, run: _Run) -> None:
+    def _receive(self, worker: _Worker) -> None:
         try:
             message = worker.conn.recv()
         except (EOFError, OSError):
-            self._lost(worker, run, timed_out=False)
+            self._lost(worker, timed_out=False)
             return
         kind = message[0]
         if kind == "ready":
@@ -221,42 +257,44 @@ class StrategyWorkers:
             self._failed_starts = 0
         elif kind == "history" and worker.chunk is not None:
             _, position, since = message
-            history = run.items[worker.chunk.indices[position]][3]
+            history = worker.chunk.run.items[worker.chunk.indices[position]][3]
             try:
                 reply: tuple[str, Any] = ("history", tuple(history(since)))
             except Exception as exc:  # the strategy sees it as its own call failing
                 reply = ("history_error", f"reading the price history failed: {type(exc).__name__}: {exc}")
+            worker.answered_at, worker.suspect = time.monotonic(), None
             try:
                 worker.conn.send(reply)
             except OSError:
-                self._lost(worker, run, timed_out=False)
+                self._lost(worker, timed_out=False)
         elif kind == "done" and worker.chunk is not None and message[1] == worker.chunk.number:
             for index, outcome in zip(worker.chunk.indices, message[2], strict=True):
-                run.results[index] = outcome
+                worker.chunk.run.settle(index, outcome)
             worker.chunk = None
 
-    def _check_deadline(self, worker: _Worker, run: _Run) -> None:
+    def _check_deadline(self, worker: _Worker) -> None:
         now = time.monotonic()
         if not worker.ready:
             if now - worker.started > max(START_TIMEOUT_S, self.timeout):
-                self._lost(worker, run, timed_out=True)
+                self._lost(worker, timed_out=True)
             return
         if worker.chunk is None:
             return
         chunk_no, index, began, label = worker.read_mark()
         if chunk_no != worker.chunk.number or index < 0:
             began = worker.sent_at
+        began = max(began, worker.answered_at)
         snapshot = (chunk_no, index, began, label)
         if now - began <= self.timeout:
             worker.suspect = None
             return
         # Two polls in a row: the page is written without a lock, so one read may be torn.
         if worker.suspect == snapshot:
-            self._lost(worker, run, timed_out=True)
+            self._lost(worker, timed_out=True)
         else:
             worker.suspect = snapshot
 
-    def _lost(self, worker: _Worker, run: _Run, *, timed_out: bool) -> None:
+    def _lost(self, worker: _Worker, *, timed_out: bool) -> None:
         """A worker died or overran: blame the product it was on, price the rest elsewhere."""
         chunk_no, index, _began, label = worker.read_mark()
         code = worker.close(kill=True)
@@ -273,15 +311,16 @@ class StrategyWorkers:
         if chunk is None:
             logger.warning("an idle strategy worker process ended (%s); starting a new one", _how_it_ended(code))
             return
+        run = chunk.run
         if chunk_no != chunk.number or index < 0:
             # Not on any product of the chunk (lost while receiving it): try the chunk once more.
             if chunk.attempts >= 1:
                 for i in chunk.indices:
                     item = run.items[i]
-                    run.results[i] = Outcome(item[1].sku, item[0], "failed", None,
-                                             error=f"the strategy worker process ended ({_how_it_ended(code)})")
+                    run.settle(i, Outcome(item[1].sku, item[0], "failed", None,
+                                          error=f"the strategy worker process ended ({_how_it_ended(code)})"))
             else:
-                run.queue.appendleft(self._new_chunk(chunk.indices, chunk.attempts + 1))
+                self._queue.appendleft(self._new_chunk(run, chunk.indices, chunk.attempts + 1))
             return
         culprit = chunk.indices[index]
         pid, product = run.items[culprit][0], run.items[culprit][1]
@@ -294,17 +333,18 @@ class StrategyWorkers:
             error = f"{who} crashed its worker process ({_how_it_ended(code)})"
             logger.warning("%s on %s; starting a new one", error, product.sku,
                            extra={"sku": product.sku, "strategy": label or None})
-        run.results[culprit] = Outcome(product.sku, pid, "failed", label or None, error=error)
+        run.settle(culprit, Outcome(product.sku, pid, "failed", label or None, error=error))
         rest = chunk.indices[:index] + chunk.indices[index + 1:]
         if rest:
-            run.queue.appendleft(self._new_chunk(rest))
+            self._queue.appendleft(self._new_chunk(run, rest))
 
-    def _fail_all(self, run: _Run, error: str) -> None:
-        for chunk in [*run.queue, *(w.chunk for w in self._workers if w.chunk is not None)]:
+    def _fail_all(self, error: str) -> None:
+        for chunk in [*self._queue, *(w.chunk for w in self._workers if w.chunk is not None)]:
+            run = chunk.run
             for i in chunk.indices:
                 if run.results[i] is None:
-                    run.results[i] = Outcome(run.items[i][1].sku, run.items[i][0], "failed", None, error=error)
-        run.queue.clear()
+                    run.settle(i, Outcome(run.items[i][1].sku, run.items[i][0], "failed", None, error=error))
+        self._queue.clear()
         for worker in self._workers:
             worker.chunk = None
 
@@ -319,6 +359,40 @@ class StrategyWorkers:
         for worker in self._workers:
             worker.close(kill=worker.chunk is not None)
         self._workers.clear()
+
+
+# -- what goes over the socket ------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _encode(items: Sequence[Item]) -> tuple[bool, list[tuple[Any, ...]]]:
+    """Items without their history readers, offers as plain str/int fields where they can be.
+
+    Pickling a Decimal or an aware datetime costs ~2.5 us each (their reduce protocol), most of
+    what the parent spends handing a catalogue to the workers; as str and microseconds since
+    the epoch the same offers cost a third. Exactly reversible: `_decode` rebuilds equal values.
+    """
+    try:
+        return True, [
+            (pid, product, [(c, u, str(p), cur, stock, (o - _EPOCH) // _MICROSECOND, (s - _EPOCH) // _MICROSECOND, sus)
+                            for c, u, p, cur, stock, o, s, sus in raw])
+            for pid, product, raw, _history in items
+        ]
+    except (TypeError, ValueError, AttributeError):  # not the store's shape (naive times, floats): send as is
+        return False, [(pid, product, raw) for pid, product, raw, _history in items]
+
+
+def _decode(encoded: tuple[bool, list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    compact, items = encoded
+    if not compact:
+        return items
+    return [
+        (pid, product, [(c, u, Decimal(p), cur, stock, _EPOCH + timedelta(microseconds=o),
+                         _EPOCH + timedelta(microseconds=s), sus) for c, u, p, cur, stock, o, s, sus in raw])
+        for pid, product, raw in items
+    ]
 
 
 # -- the worker process -------------------------------------------------------------------------
@@ -354,6 +428,12 @@ class _Marks:
 
 def serve() -> None:
     """The worker's main loop: `python -c "...serve()" SOCKET_FD MARK_FD` (started by StrategyWorkers)."""
+    # The parent closed our socket: it has stopped (or killed) us, nothing to report.
+    with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
+        _serve()
+
+
+def _serve() -> None:
     conn = Connection(int(sys.argv[1]))
     mark_fd = int(sys.argv[2])
     marks = _Marks(mmap.mmap(mark_fd, _MARK_SIZE))
@@ -364,16 +444,27 @@ def serve() -> None:
     pricing, strategies_dir, group, path = conn.recv()
     sys.path[:] = path
     engine = PricingEngine(pricing, StrategyManager(strategies_dir, group=group))
+    # As in the parent (workflow._cyclic_gc_paused): pricing makes many short-lived acyclic objects
+    # that reference counting frees; left on, the cyclic collector re-scanned the whole heap and
+    # doubled the worker's time. What pricemon and the plugins loaded is frozen out of its sight,
+    # and a collection between chunks now and then still frees any cycles a plugin leaves.
+    gc.freeze()
+    gc.disable()
     conn.send(("ready",))
+    chunks = 0
     while True:
+        chunks += 1
+        if chunks % GC_EVERY_CHUNKS == 0:
+            gc.collect()
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return
         if message[0] != "price":
             return
-        _, number, now, payload = message
+        _, number, now, encoded = message
         marks.chunk(number)
+        payload = _decode(encoded)
         outcomes = [_price_one(engine, conn, marks, position, item, now) for position, item in enumerate(payload)]
         _send_outcomes(conn, number, outcomes)
 

@@ -159,7 +159,9 @@ def test_suggest_as_a_process_survives_them_and_keeps_stdout_clean(sqlite_market
         "class Chatty:\n    name = 'chatty'\n    description = ''\n    options = {}\n\n"
         "    def suggest(self, context, options):\n        print('hello from a plugin')\n"
         "        return NoChange('said hello')\n", encoding="utf-8")
-    configure(sqlite_market, folder, hostile_config('[pricing.default]\nstrategies = ["chatty", "match_lowest"]\n'))
+    # Batches of 7: the workers price one batch while the next is read, crashes and hangs included.
+    configure(sqlite_market, folder, hostile_config(
+        'batch_size = 7\n[pricing.default]\nstrategies = ["chatty", "match_lowest"]\n'))
     seed(sqlite_market)
     result = run_pricemon("--config", str(sqlite_market.config_path), "--database-url", sqlite_market.database_url,
                           "suggest", "--json", cwd=tmp_path, timeout=120)
