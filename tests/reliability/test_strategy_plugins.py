@@ -253,3 +253,30 @@ def test_a_strategy_result_outside_the_money_range_fails_its_product_only(
     assert "strategy odd returned a price pricemon cannot keep" in error["error"]
     [row] = market.pricemon("suggestions", "--json").json()
     assert (row["sku"], row["suggested_price"]) == ("GOOD", "12.00")
+
+
+def test_strategy_workers_end_when_suggest_is_killed(sqlite_market: Market, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = hostile_folder(tmp_path)
+    configure(sqlite_market, folder,
+              '[pricing]\ntimeout = "10m"\nworkers = 2\n[pricing.default]\nstrategies = ["hangs"]\n')
+    sqlite_market.products("sku,name,price,currency\nH-1,Item,50.00,EUR\nH-2,Item,50.00,EUR\n")
+    exe = Path(sys.executable).with_name("pricemon")
+    process = subprocess.Popen([str(exe), "--config", str(sqlite_market.config_path), "--database-url",
+                                sqlite_market.database_url, "suggest"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        parent = psutil.Process(process.pid)
+        workers = wait_for(
+            lambda: [p for p in parent.children() if "monitor.pricing.isolation" in " ".join(p.cmdline())],
+            "the strategy workers to start", timeout=60)
+        time.sleep(1.0)  # they are inside time.sleep(1000) now
+        process.kill()  # SIGKILL: no chance to stop them
+        process.wait(timeout=10)
+        _gone, alive = psutil.wait_procs(workers, timeout=15)
+        assert alive == [], f"strategy workers outlived their parent: {alive}"
+    finally:
+        if process.poll() is None:
+            process.kill()
