@@ -312,8 +312,8 @@ class StrategyWorkers:
             logger.warning("an idle strategy worker process ended (%s); starting a new one", _how_it_ended(code))
             return
         run = chunk.run
-        if chunk_no != chunk.number or index < 0:
-            # Not on any product of the chunk (lost while receiving it): try the chunk once more.
+        if chunk_no != chunk.number or not 0 <= index < len(chunk.indices):
+            # Not on any product of the chunk (receiving it, or sending its outcomes): try it once more.
             if chunk.attempts >= 1:
                 for i in chunk.indices:
                     item = run.items[i]
@@ -466,6 +466,7 @@ def _serve() -> None:
         marks.chunk(number)
         payload = _decode(encoded)
         outcomes = [_price_one(engine, conn, marks, position, item, now) for position, item in enumerate(payload)]
+        marks.product(len(payload))  # past the last product: sending the outcomes gets a fresh time limit
         _send_outcomes(conn, number, outcomes)
 
 
