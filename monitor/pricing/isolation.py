@@ -54,6 +54,8 @@ Item = PricingItem
 #: Products per chunk at most: small enough that a crash re-prices little, large enough that
 #: the per-message cost (a few hundred microseconds) vanishes next to the work.
 CHUNK_MAX = 1000
+#: `pricing.workers = 0` never starts more than this many (each costs ~35 MB and ~0.4 s to start).
+AUTO_WORKERS_MAX = 8
 #: A worker runs the cyclic garbage collector once per this many chunks (see serve()).
 GC_EVERY_CHUNKS = 20
 #: How long a new worker may take to import pricemon and the plugins before it counts as broken.
@@ -72,13 +74,14 @@ _BOOT = "from monitor.pricing.isolation import serve; serve()"
 
 
 def worker_count(configured: int) -> int:
-    """`pricing.workers`, where 0 means one per CPU this process may use."""
+    """`pricing.workers`, where 0 means one per CPU this process may use, at most AUTO_WORKERS_MAX."""
     if configured > 0:
         return configured
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, AUTO_WORKERS_MAX))
 
 
 @dataclass
