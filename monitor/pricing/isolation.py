@@ -284,11 +284,15 @@ class StrategyWorkers:
         if worker.chunk is None:
             return
         chunk_no, index, began, label = worker.read_mark()
-        if chunk_no != worker.chunk.number or index < 0:
-            began = worker.sent_at
+        limit = self.timeout
+        if chunk_no != worker.chunk.number or not 0 <= index < len(worker.chunk.indices):
+            # Receiving the chunk or sending its outcomes: no strategy runs, only a stuck worker is stopped.
+            limit = max(self.timeout, START_TIMEOUT_S)
+            if chunk_no != worker.chunk.number:
+                began = worker.sent_at
         began = max(began, worker.answered_at)
         snapshot = (chunk_no, index, began, label)
-        if now - began <= self.timeout:
+        if now - began <= limit:
             worker.suspect = None
             return
         # Two polls in a row: the page is written without a lock, so one read may be torn.
