@@ -595,6 +595,9 @@ class PricingSettings(Section):
     tags: dict[str, Assignment] = Field(default_factory=dict, description="Overrides for products with a tag.")
     skus: dict[str, Assignment] = Field(default_factory=dict, description="Overrides for single SKUs.")
     batch_size: int = Field(2000, ge=1, description="Products priced and stored per batch by `pricemon suggest`.")
+    workers: int = Field(
+        0, ge=0, le=64, description="Worker processes that run the strategies (0 = one per CPU, at most 8)."
+    )
 
     @field_validator("rates")
     @classmethod

@@ -1,38 +1,39 @@
 """The pricing engine: which offers count, which strategy chain a product gets, and running it safely.
 
 Pure computation over plain values: no database session here (see monitor.pricing.workflow for
-the orchestration with the store). Every strategy call runs in a worker thread under the
-configured time limit; a plugin that raises, hangs or returns nonsense is reported with its
-name and the product, and the product keeps its price.
+the orchestration with the store). `price_many` runs the strategies in worker processes under
+the configured time limit (monitor.pricing.isolation); a plugin that raises, hangs, crashes or
+returns nonsense is reported with its name and the product, and the product keeps its price.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ConfigError
-from monitor.money import format_amount
+from monitor.money import MoneyRangeError, check_money, format_amount
 from monitor.pricing import HistoryPoint, NoChange, Offer, PricingContext, Product, Strategy, Suggestion
 from monitor.pricing.guardrails import apply_guardrails
 from monitor.pricing.invariants import invariant_breaches
 from monitor.pricing.loader import StrategyManager
 from monitor.settings import Assignment, PricingSettings
 
+if TYPE_CHECKING:
+    from monitor.pricing.isolation import PendingBatch, StrategyWorkers
+
 logger = logging.getLogger(__name__)
 
 CENTS = Decimal("0.01")
-T = TypeVar("T")
-R = TypeVar("R")
 
 # (competitor, url, price, currency, in_stock, observed_at, last_seen_at, suspicious)
 RawOffer = tuple[Any, ...]
+# (product id, product, raw offers, its history reader)
+PricingItem = tuple[int, Product, Sequence[RawOffer], Callable[[datetime | None], Sequence[HistoryPoint]]]
 
 
 @dataclass
@@ -153,62 +154,13 @@ def check_result(result: Any, product: Product) -> str | None:
         return f"returned a price that is not a finite number ({price})"
     if price <= 0:
         return f"returned a price that is not positive ({price})"
+    try:
+        check_money(price, what="price")
+    except MoneyRangeError as exc:  # e.g. 1e30 or twelve digits: the store could not keep it
+        return f"returned a price pricemon cannot keep ({exc})"
     if result.currency is not None and result.currency != product.currency:
         return f"returned a price in {result.currency}, the product is priced in {product.currency}"
     return None
-
-
-class TimedOut:
-    def __init__(self, label: str, seconds: float) -> None:
-        self.label = label
-        self.seconds = seconds
-
-
-class TimedRunner(Generic[T, R]):
-    """Runs `work(item, mark)` over items in a worker thread; a call that stays on one `mark(label)`
-    longer than `timeout` is abandoned as TimedOut(label) and the rest go on in a fresh thread.
-
-    One thread per batch rather than per call: with 170,000 products a thread per call costs more
-    than the strategies themselves. An abandoned thread cannot be killed; it is a daemon and its
-    late result is ignored.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.poll = min(0.05, max(timeout / 10, 0.001))
-
-    def run(self, items: Sequence[T], work: Callable[[T, Callable[[str], None]], R]) -> list[R | TimedOut]:
-        results: list[Any] = [None] * len(items)
-        begin = 0
-        while begin < len(items):
-            state: dict[str, Any] = {"current": None, "abandoned": False}
-            done = threading.Event()
-
-            def worker(first: int, state: dict[str, Any] = state, done: threading.Event = done) -> None:
-                for index in range(first, len(items)):
-                    if state["abandoned"]:
-                        return
-
-                    def mark(label: str, index: int = index) -> None:
-                        state["current"] = (index, label, time.monotonic())
-
-                    mark("")
-                    value = work(items[index], mark)
-                    if state["abandoned"]:
-                        return
-                    results[index] = value
-                done.set()
-
-            threading.Thread(target=worker, args=(begin,), daemon=True, name="pricemon-strategy").start()
-            begin = len(items)
-            while not done.wait(self.poll):
-                current = state["current"]
-                if current is not None and time.monotonic() - current[2] > self.timeout:
-                    state["abandoned"] = True
-                    results[current[0]] = TimedOut(current[1], self.timeout)
-                    begin = current[0] + 1
-                    break
-        return results
 
 
 class PricingEngine:
@@ -218,6 +170,7 @@ class PricingEngine:
         self.pricing = pricing
         self.manager = manager
         self._resolved: dict[str, ResolvedAssignment] = {}
+        self._workers: StrategyWorkers | None = None
         self.validate()
 
     def validate(self) -> None:
@@ -304,24 +257,40 @@ class PricingEngine:
         items: Sequence[tuple[int, Product, Sequence[RawOffer], Callable[[datetime | None], Sequence[HistoryPoint]]]],
         now: datetime,
     ) -> list[Outcome]:
-        """Price a batch; each strategy call is held to `pricing.timeout`."""
-        runner: TimedRunner[Any, Outcome] = TimedRunner(self.pricing.timeout.total_seconds())
-        resolved = [self.assignment_for(p.sku, p.tags) for _, p, _, _ in items]
-        indexed = list(zip(items, resolved, strict=True))
+        """Price a batch in strategy worker processes (monitor.pricing.isolation): a plugin that
+        crashes or overruns `pricing.timeout` fails its product only. Call close() when done."""
+        return self._pool().price_many(items, now)
 
-        def work(item: Any, mark: Callable[[str], None]) -> Outcome:
-            (pid, product, raw, history), res = item
-            return self.price(pid, product, raw, now, history, mark, res)
+    def submit(self, items: Sequence[PricingItem], now: datetime) -> PendingBatch:
+        """Like price_many, but return at once: the workers price `items` while the caller goes
+        on (reading the next batch); collect() returns their outcomes."""
+        return self._pool().submit(items, now)
 
-        outcomes: list[Outcome] = []
-        for (item, _), result in zip(indexed, runner.run(indexed, work), strict=True):
-            if isinstance(result, TimedOut):
-                pid, product = item[0], item[1]
-                outcomes.append(Outcome(product.sku, pid, "failed", result.label,
-                                        error=f"strategy {result.label} timed out after {result.seconds:g}s"))
-            else:
-                outcomes.append(result)
-        return outcomes
+    def collect(self, pending: PendingBatch) -> list[Outcome]:
+        return self._pool().collect(pending)
+
+    def start_workers(self) -> None:
+        """Start the worker processes now, in the background (price_many waits for them)."""
+        self._pool().start()
+
+    def _pool(self) -> StrategyWorkers:
+        if self._workers is None:
+            from monitor.pricing.isolation import StrategyWorkers, worker_count
+
+            self._workers = StrategyWorkers(self.pricing, self.manager, worker_count(self.pricing.workers))
+        return self._workers
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
+
+    def __enter__(self) -> PricingEngine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def check_strategy_name(manager: StrategyManager, name: str) -> None:

@@ -60,6 +60,9 @@ class StrategyManager:
 
     def __init__(self, strategies_dir: Path | str | None = None, *, group: str = ENTRY_POINT_GROUP) -> None:
         self.sources: dict[str, StrategySource] = {}
+        # Kept so that a strategy worker process can build the same manager (monitor.pricing.isolation).
+        self.strategies_dir = Path(strategies_dir) if strategies_dir is not None else None
+        self.group = group
         # Plugin files that failed to import: we do not know which names they would have defined.
         self.broken_files: dict[str, str] = {}
         for ep in entry_points(group=group):

@@ -142,12 +142,22 @@ def compute_suggestions(
         webhook_headers(settings.feed)  # a missing secret fails before any price is auto-applied
     summary = SuggestSummary()
     auto_ids: list[int] = []
-    with _cyclic_gc_paused(), store.session() as session:
+    with engine, _cyclic_gc_paused(), store.session() as session:
+        engine.start_workers()  # they start while the first batch is read
         batch: list[tuple[int, Product, Sequence[Any], Callable[[datetime | None], Sequence[HistoryPoint]]]] = []
+        # The batch the workers are pricing while the next one is read (engine.submit/collect).
+        in_flight: list[tuple[Any, list[Any]]] = []
 
         def flush() -> None:
-            outcomes = engine.price_many(batch, now)
-            products = {pid: product for pid, product, _, _ in batch}
+            items = batch.copy()
+            batch.clear()
+            in_flight.append((engine.submit(items, now), items))
+            if len(in_flight) > 1:
+                save(*in_flight.pop(0))
+
+        def save(pending: Any, priced: list[Any]) -> None:
+            outcomes = engine.collect(pending)
+            products = {pid: product for pid, product, _, _ in priced}
             rows, computed = [], []
             for outcome in outcomes:
                 setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
@@ -165,7 +175,6 @@ def compute_suggestions(
                 if outcome.kind == "suggested":
                     rows.append(_suggestion_row(outcome, products[outcome.product_id], now))
             auto_ids.extend(save_suggestions(session, computed, rows, now=now))
-            batch.clear()
 
         for row in latest_offers(session, skus=skus):
             summary.products += 1
@@ -174,6 +183,8 @@ def compute_suggestions(
                 flush()
         if batch:
             flush()
+        while in_flight:
+            save(*in_flight.pop(0))
         if auto_ids:
             applied = apply_approved(session, by=AUTO_BY, feed_state=_feed_state(settings), ids=auto_ids, now=now)
             summary.auto_applied = len(applied)
