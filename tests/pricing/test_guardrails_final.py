@@ -9,18 +9,33 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from monitor.pricing import engine as pricing_engine
-from monitor.pricing.guardrails import Guarded
 from monitor.pricing.workflow import compute_suggestions
 from monitor.settings import load_settings
 from monitor.store.models import PriceChange
 from tests.conftest import run_pricemon
-from tests.pricing.conftest import Market
+from tests.pricing.conftest import CONFIG, Market
 
 UNDERCUT_2_MAX_15 = (
     '[pricing.default]\nstrategies = ["undercut"]\nmax_change = 15\nauto_approve = true\n'
     "options = { undercut = { percent = 2 } }\n"
 )
+
+
+def sabotage_guardrails(market: Market, broken_price: str, extra_config: str = "") -> None:
+    """Simulate a bug in a guardrail wherever products are priced: strategies run in worker
+    processes, so the bug is planted by a plugin file that every such process imports."""
+    folder = market.config_path.parent / "sabotage"
+    folder.mkdir(exist_ok=True)
+    (folder / "broken_guardrails.py").write_text(
+        "from decimal import Decimal\n"
+        "from monitor.pricing import engine\n"
+        "from monitor.pricing.guardrails import Guarded\n\n"
+        "def broken(price, product, assignment):\n"
+        f"    return Guarded({broken_price}, (), ())\n\n"
+        "engine.apply_guardrails = broken\n",
+        encoding="utf-8",
+    )
+    market.config_path.write_text(f'strategies_dir = "{folder}"\n' + CONFIG + extra_config, encoding="utf-8")
 
 
 def prices(market: Market) -> dict[str, str]:
@@ -113,12 +128,11 @@ def test_bounds_that_exclude_each_other_hold_the_price(market: Market) -> None:
     )
 
 
-def test_the_engine_refuses_a_suggestion_that_breaks_an_invariant(market: Market, monkeypatch) -> None:
+def test_the_engine_refuses_a_suggestion_that_breaks_an_invariant(market: Market) -> None:
     """The second line of defence: were the guardrails to let a price through that breaks a bound or
     reverses the move (simulated here by guardrails that do nothing), the suggestion is refused and
     reported by SKU; it is never stored, auto-approved or applied, and the other products go on."""
-    monkeypatch.setattr(pricing_engine, "apply_guardrails", lambda price, product, assignment: Guarded(price, (), ()))
-    market.reconfigure(UNDERCUT_2_MAX_15 + '[pricing.skus."UP-3"]\nstrategies = ["match_lowest"]\n')
+    sabotage_guardrails(market, "price", UNDERCUT_2_MAX_15 + '[pricing.skus."UP-3"]\nstrategies = ["match_lowest"]\n')
     market.products(
         "sku,name,price,currency,cost\nA-1,Kettle,26.99,EUR,\nB-2,Mug,10.00,EUR,\nC-3,Lamp,12.00,EUR,11.00\n"
         "UP-3,Pan,20.00,EUR,\n"
@@ -143,13 +157,10 @@ def test_the_engine_refuses_a_suggestion_that_breaks_an_invariant(market: Market
 
 
 @pytest.mark.parametrize("guard", ["reverse", "none"])
-def test_the_engine_refuses_a_reversed_move(market: Market, monkeypatch, guard: str) -> None:
+def test_the_engine_refuses_a_reversed_move(market: Market, guard: str) -> None:
     # A raise turned into a cut within every bound is refused just the same; so is a change where
     # the strategy asked for none.
-    def broken(price: Decimal, product, assignment) -> Guarded:
-        return Guarded(product.price - Decimal("0.51") if guard == "reverse" else product.price + 1, (), ())
-
-    monkeypatch.setattr(pricing_engine, "apply_guardrails", broken)
+    sabotage_guardrails(market, 'product.price - Decimal("0.51")' if guard == "reverse" else "product.price + 1")
     market.products("sku,name,price,currency\nJUI-900,Citrus juicer,27.50,EUR\n")
     market.listings([("JUI-900", "acme")])
     market.observe({("JUI-900", "acme"): "27.90" if guard == "reverse" else "27.50"})
