@@ -42,6 +42,10 @@ def extraction_rules(competitor: Competitor) -> ExtractionRules:
         in_stock=s.in_stock,
         out_of_stock=s.out_of_stock,
         decimal_separator=s.decimal_separator,
+        json_script=s.json_script,
+        json_price=s.json_price,
+        json_currency=s.json_currency,
+        json_in_stock=s.json_in_stock,
     )
 
 
@@ -325,7 +329,7 @@ class Fetcher:
                 listing_id, "unchanged", now, etag=page.etag, last_modified=page.last_modified, body_hash=new_hash
             )
         try:
-            extraction = extract(page.body, self.rules, encoding=page.encoding)
+            extraction = extract(page.body, self.rules, encoding=page.encoding, url=page.url)
         except Exception as exc:  # a parser bug must cost one listing, not the sweep
             logger.exception("extraction crashed on %s", page.url)
             return CheckResult(listing_id, "invalid_content", now, error=f"extraction failed: {_short(exc)}")

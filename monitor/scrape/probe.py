@@ -45,7 +45,7 @@ def probe_source(
         page = asyncio.run(_fetch(shop, settings, source))
         if page.outcome != "ok":
             raise FetchError(f"{source}: {page.outcome}: {page.error or page.outcome}")
-        return extract(page.body, rules, encoding=page.encoding)
+        return extract(page.body, rules, encoding=page.encoding, url=page.url)
     if "://" in source:
         raise FetchError(f"{source}: only http(s) URLs and local files can be read")
     path = Path(source)

@@ -1,0 +1,114 @@
+"""Shapes of real product pages, one fixture per failure class (tests/scrape/fixtures/real_world/).
+
+Each page was written after what real shops publish (schema.org and Google's product structured
+data docs, Shopify/Magento/WooCommerce theme markup, bug reports against extraction libraries);
+expected.json says how each is read. A wrong price is the worst outcome, so every page that cannot
+be settled from its own evidence must come out ``ambiguous`` with its candidates, never a guess.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.scrape.extract import ExtractionRules, extract
+
+REAL_WORLD = Path(__file__).parent / "fixtures" / "real_world"
+EXPECTED: dict[str, dict[str, Any]] = {
+    key: value for key, value in json.loads((REAL_WORLD / "expected.json").read_text()).items() if key != "_comment"
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_real_world_page(case: str) -> None:
+    expected = EXPECTED[case]
+    body = (REAL_WORLD / case.split("#")[0]).read_bytes()
+    result = extract(body, ExtractionRules(**expected.get("rules", {})), url=expected.get("url"))
+    assert result.status == expected["status"], result.message
+    if expected["status"] == "ok":
+        assert str(result.price) == expected["price"], result.message
+        assert result.currency == expected["currency"]
+        assert result.method == expected["method"]
+    else:
+        assert result.price is None and result.currency is None
+    if "candidates" in expected:
+        assert [f"{c.price} {c.currency} {c.method}" for c in result.candidates] == expected["candidates"]
+    for key in ("in_stock", "sku", "gtin"):
+        if key in expected:
+            assert getattr(result, key) == expected[key], key
+
+
+def test_every_fixture_page_is_checked() -> None:
+    pages = {p.name for p in REAL_WORLD.glob("*.html")}
+    assert pages == {case.split("#")[0] for case in EXPECTED}
+
+
+def test_ambiguous_variants_say_their_range() -> None:
+    result = extract((REAL_WORLD / "variants_product_group.html").read_bytes())
+    assert result.status == "ambiguous"
+    assert {c.price for c in result.candidates} == {Decimal("12.00"), Decimal("14.00")}
+    assert "12.00" in result.message and "14.00" in result.message
+
+
+def test_page_prices_are_listed_but_never_chosen() -> None:
+    result = extract((REAL_WORLD / "prediscount_jsonld.html").read_bytes())
+    assert result.status == "ambiguous"
+    assert "struck through" in result.message
+    assert [c.source for c in result.candidates if c.method == "page"] == ["page text '100,00 €'"]
+
+
+# ---------------------------------------------------------------------------- through the command
+
+
+def test_json_island_selectors_from_the_config_and_the_page_url_through_the_fetcher(
+    pricemon_cli, write_config, shop
+) -> None:
+    shop.pages["/p/x2"] = (REAL_WORLD / "island_next_data.html").read_text(encoding="utf-8")
+    variants = (REAL_WORLD / "variants_product_group.html").read_text(encoding="utf-8")
+    shop.pages["/p/sock3"] = variants.replace("https://socks.example", shop.base)
+    config = write_config(
+        f"""
+[scrape]
+retries = 0
+
+[[competitors]]
+name = "nextshop"
+base_url = "{shop.base}/"
+
+[competitors.selectors]
+json_script = "script#__NEXT_DATA__"
+json_price = "props.pageProps.product.pricing.current.value"
+json_currency = "props.pageProps.product.pricing.current.currency"
+json_in_stock = "props.pageProps.product.stock.status"
+"""
+    )
+    pricemon = pricemon_cli(config)
+    out = pricemon("extract", shop.url("/p/x2"), "--competitor", "nextshop", "--json").json()
+    assert (out["price"], out["currency"], out["in_stock"], out["method"]) == ("24990.00", "INR", True, "json")
+    # the page's own URL selects the variant (?size=l) among offers with different prices
+    out = pricemon("extract", shop.url("/p/sock3?size=l"), "--json").json()
+    assert (out["price"], out["currency"], out["method"]) == ("14.00", "EUR", "jsonld")
+    refused = pricemon("extract", shop.url("/p/sock3"), "--json", expect=3)
+    assert "ambiguous" in refused.stderr
+
+
+def test_bad_json_island_settings_are_config_errors(pricemon_cli, write_config) -> None:
+    config = write_config(
+        """
+[[competitors]]
+name = "nextshop"
+base_url = "https://shop.example/"
+
+[competitors.selectors]
+json_script = "script#__NEXT_DATA__"
+json_price = "props.[price"
+"""
+    )
+    out = pricemon_cli(config)("config", "check", expect=None)
+    assert out.exit_code != 0
+    assert "json_price" in out.stderr and "JMESPath" in out.stderr
+    assert "Traceback" not in out.stderr
