@@ -85,7 +85,7 @@ def _collect_text(node: LexborNode, parts: list[str], decimal_separator: str | N
             if text:
                 parts.append(text)
         elif child.is_element_node and not is_ignored_element(child):
-            if _is_cents_element(child):
+            if parts and parts[-1][-1:].isdigit() and _is_cents_element(child):
                 cents = child.text(deep=True, strip=True)
                 # "19<sup>99</sup>", "$229<span class="cents">99</span>": two digits set apart after the
                 # whole amount are its cents
@@ -210,15 +210,21 @@ def shown_prices(tree: LexborHTMLParser, decimal_separator: str | None, default_
     return shown
 
 
-def struck_amounts_may_include(tree: LexborHTMLParser, amount: Decimal) -> bool:
-    """Cheap test whether some struck-through element might show ``amount`` (so that the careful
-    reading of :func:`shown_prices` is worth its cost)."""
-    whole = str(int(amount))
-    for node in tree.css("del, s, strike"):
-        digits = re.sub(r"\D", "", node.text(deep=True))
-        if whole in digits:
-            return True
+def struck_amounts_may_include(struck: list[LexborNode], amount: Decimal) -> bool:
+    """Cheap test whether one of the ``struck`` (<del>, <s>) elements might show ``amount`` (so
+    that the careful reading of :func:`shown_prices` is worth its cost)."""
+    # compared as digit strings: "$1,299.00", "1.299,00 €" and "1299" all show 1299.00
+    keys = {f"{amount:.2f}".replace(".", "")}
+    if amount == amount.to_integral_value():
+        keys.add(str(int(amount)))
+    for node in struck:
+        for number in _NUMBER.findall(node.text(deep=True)):
+            if _NOT_DIGIT.sub("", number) in keys:
+                return True
     return False
+
+
+_NOT_DIGIT = re.compile(r"\D")
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,7 +233,10 @@ def struck_amounts_may_include(tree: LexborHTMLParser, amount: Decimal) -> bool:
 
 def comparable_url(url: str, *, keep_query: bool = False) -> str:
     """Host and path (and query), without scheme, ``www.``, trailing slash or fragment."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "http://[" and other broken URLs in scraped markup
+        return url.strip()
     host = parts.netloc.lower().removeprefix("www.")
     path = parts.path.rstrip("/") or "/"
     query = f"?{parts.query}" if keep_query and parts.query else ""
@@ -243,7 +252,10 @@ def same_page(a: str, b: str, *, keep_query: bool = False) -> bool:
 
 
 def variant_ids(url: str) -> set[str]:
-    query = parse_qs(urlsplit(url).query)
+    try:
+        query = parse_qs(urlsplit(url).query)
+    except ValueError:
+        return set()
     return {v for key in ("variant", "variant_id", "sku", "v", "pid") for v in query.get(key, [])}
 
 
