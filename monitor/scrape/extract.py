@@ -1064,13 +1064,12 @@ def _settle(
         return _contradicted(found, reasons, structured, tree, rules), reasons, ""
     said: list[str] = []
     if len(structured.groups) > 1 or any(g.listed for g in structured.groups.values()):
-        main = _main_groups(structured.groups, hints)
-        if main is not None:
-            kept = [f for f in found if f.group == PAGE_GROUP or f.group in main]
-            if len(kept) < len(found):
-                said.append("other products on the page ignored")
-            found = kept
-            unsettled = [(g, reason) for g, reason in unsettled if g == PAGE_GROUP or g in main]
+        main = _main_groups(structured.groups, {f.group for f in found}, hints)
+        kept = [f for f in found if f.group == PAGE_GROUP or f.group in main]
+        if len(kept) < len(found):
+            said.append("other products on the page ignored")
+        found = kept
+        unsettled = [(g, reason) for g, reason in unsettled if g == PAGE_GROUP or g in main]
     reasons = [reason for _, reason in unsettled]
 
     for group in {f.group for f in found if f.group != PAGE_GROUP}:
@@ -1135,8 +1134,12 @@ def _contradicted(
     return found
 
 
-def _main_groups(groups: dict[int, _Group], hints: PageHints) -> set[int] | None:
-    """The products that are the page's own: matching its URL or heading, not in a list of others."""
+def _main_groups(groups: dict[int, _Group], priced: set[int], hints: PageHints) -> set[int]:
+    """The products that are the page's own: matching its URL or heading, not in a list of others.
+
+    Only products with a price compete (a review widget's bare Product does not push the shop's
+    own markup aside), unless the page's product is plainly one without a price and every priced
+    one matches nothing: then those are somebody else's."""
     scores: dict[int, int] = {}
     for key, group in groups.items():
         if group.listed:
@@ -1150,13 +1153,16 @@ def _main_groups(groups: dict[int, _Group], hints: PageHints) -> set[int] | None
             if name_node is not None:
                 names = [name_node.attributes.get("content") or name_node.text(deep=True, separator=" ", strip=True)]
         scores[key] = max(score, hints.name_score(names))
-    if not scores:
-        return set()  # every product on the page sits in a list of other products
-    best = max(scores.values())
+    competing = {key: score for key, score in scores.items() if key in priced}
+    if not competing:
+        return set()  # every priced product on the page sits in a list of other products
+    best = max(competing.values())
     if best == 0:
-        return set(scores)
+        if any(score >= 2 for key, score in scores.items() if key not in priced):
+            return set()
+        return set(competing)
     threshold = 2 if best >= 2 else 1
-    return {key for key, score in scores.items() if score >= threshold}
+    return {key for key, score in competing.items() if score >= threshold}
 
 
 def _selected_variant(offers: list[_Found], group: _Group, hints: PageHints) -> list[_Found] | None:
