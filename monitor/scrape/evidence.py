@@ -149,6 +149,7 @@ class Shown:
     text: str
 
 
+_INVISIBLE_TAGS = frozenset({"meta", "link", "input", "option", "select", "script", "template", "noscript", "style"})
 _PRICE_ELEMENTS = (
     '[class*="price" i], [id*="price" i], [itemprop="price"], [data-price], .money, .amount, del, s, strike, ins'
 )
@@ -195,11 +196,17 @@ def shown_prices(tree: LexborHTMLParser, decimal_separator: str | None, default_
     """Every price the page shows outside lists of other products, current or former."""
     shown: list[Shown] = []
     for node in tree.css(_PRICE_ELEMENTS):
-        if "hidden" in node.attributes or in_listing(node):
+        if node.tag in _INVISIBLE_TAGS or "hidden" in node.attributes or in_listing(node):
             continue
         struck = _is_former(node)
         # a struck element's own text is the former price; a current one leaves its struck parts out
-        text = node.text(deep=True, separator=" ", strip=True) if struck else price_text(node, decimal_separator)
+        # (and only visible text counts: a content="..." attribute is markup, not what the page shows)
+        if struck:
+            text = node.text(deep=True, separator=" ", strip=True)
+        else:
+            parts: list[str] = []
+            _collect_text(node, parts, decimal_separator)
+            text = "".join(parts)
         if not text or len(text) > 80 or "%" in text or len(_NUMBER.findall(text)) != 1:
             continue  # "-50%", "2 for 10.00", a whole paragraph: not one price
         detail = parse_price_detail(text, decimal_separator=decimal_separator, default_currency=default_currency)

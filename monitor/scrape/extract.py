@@ -10,12 +10,14 @@ price monitor can give.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import json
 import logging
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from html import unescape as unescape_html
 from typing import Any
 
 import chompjs
@@ -307,10 +309,13 @@ def _load_jsonld(raw: str) -> list[Any]:
         pass
     # Hand-written blocks carry HTML comments, CDATA wrappers, trailing commas, JavaScript comments
     # or several objects in one script: chompjs reads them as a browser's JavaScript engine would.
-    try:
-        return list(chompjs.parse_js_objects(raw, loader_kwargs=_TOLERANT_JSON))
-    except Exception:  # chompjs raises several types for hopeless input
-        return []
+    blocks: list[Any] = []
+    with contextlib.suppress(Exception):  # chompjs raises several types for hopeless input
+        blocks = list(chompjs.parse_js_objects(raw, loader_kwargs=_TOLERANT_JSON))
+    if not blocks and "&quot;" in raw:
+        # some CMSs HTML-escape the script's text: {&quot;@type&quot;: &quot;Product&quot;, ...}
+        return _load_jsonld(unescape_html(raw))
+    return blocks
 
 
 def _types(node: dict[str, Any]) -> set[str]:
