@@ -112,3 +112,29 @@ json_price = "props.[price"
     assert out.exit_code != 0
     assert "json_price" in out.stderr and "JMESPath" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, -1, "", "abc", [], {}, [1, "x"], {"@id": "x"}, {"value": {"value": 1}}, "http://[", {"price": [1, 2]}],
+)
+def test_odd_structured_values_never_raise(value: object) -> None:
+    product = {
+        "@type": "product",
+        "name": value,
+        "url": value,
+        "sku": value,
+        "offers": [
+            {"@type": "Offer", "price": value, "url": value, "sku": value, "priceSpecification": value},
+            {"@type": "Offer", "price": "3.00", "url": "http://[", "priceSpecification": [{"referenceQuantity": 1}]},
+        ],
+        "hasVariant": [{"@type": "Product", "offers": {"price": value, "url": value}}],
+    }
+    body = (
+        '<link rel="canonical" href="http://[::1"><script type="application/ld+json">'
+        + json.dumps(product)
+        + '</script><h1>x</h1><del>3.00</del><form action="/cart/add"><input name="id" value="1"></form>'
+    )
+    for rules in (ExtractionRules(), ExtractionRules(json_script="script", json_price="offers[].price")):
+        result = extract(body, rules, url="http://[")
+        assert result.status in {"ok", "ambiguous", "not_found"}
