@@ -113,18 +113,29 @@ def price_text(node: LexborNode, decimal_separator: str | None) -> str:
 
 _LISTING_WORDS = re.compile(
     r"related|recommend|similar|carousel|upsell|up-sell|cross-?sell|also[-_ ]?(?:bought|viewed|like)|recently|"
-    r"you[-_]may|others[-_]|bundle|swiper|slick|product-?list|product-?grid|products-?grid|listing|tile",
+    r"you[-_]may|others[-_]|bundle|swiper|slick|product-?list|product-?grid|products-?grid|product-?tile|"
+    r"product-?card|mini-?cart",
     re.I,
 )
-_LISTING_TAGS = frozenset({"aside", "nav", "footer", "header"})
+_LISTING_TAGS = frozenset({"aside", "nav"})
+# the page's own header and footer hold the basket and the shipping banner; a <header> inside the
+# product's <article> or <main> holds its title and price
+_CHROME_TAGS = frozenset({"header", "footer"})
 
 
 def in_listing(node: LexborNode) -> bool:
-    """Whether ``node`` sits in a list of other products: an ItemList, a carousel, "related", an aside."""
+    """Whether ``node`` sits in a list of other products (an ItemList, a carousel, "related", an
+    aside) or in the page's own header or footer."""
+    chrome = False
     parent: LexborNode | None = node
     while parent is not None and parent.tag not in ("body", "html"):
-        if parent.tag in _LISTING_TAGS:
+        tag = parent.tag
+        if tag in _LISTING_TAGS:
             return True
+        if tag in _CHROME_TAGS:
+            chrome = True
+        elif tag in ("main", "article"):
+            chrome = False
         attrs = parent.attributes
         if parent is not node and "ItemList" in (attrs.get("itemtype") or ""):
             return True
@@ -133,7 +144,7 @@ def in_listing(node: LexborNode) -> bool:
             if value and _LISTING_WORDS.search(value):
                 return True
         parent = parent.parent
-    return False
+    return chrome
 
 
 # --------------------------------------------------------------------------------------------
