@@ -269,6 +269,7 @@ _OFFER_TYPES = frozenset({"Offer", "AggregateOffer"})
 _PAGE_TYPES = frozenset({"WebPage", "ItemPage", "ProductPage", "CollectionPage"})
 # Pages write types in any case ("product", "offer"): one lookup from the folded spelling.
 _TYPE_NAMES = {t.casefold(): t for t in _PRODUCT_TYPES | _OFFER_TYPES | _PAGE_TYPES}
+_CANONICAL_TYPES = frozenset(_TYPE_NAMES.values())
 # price specifications that describe a former or recommended price, not what the shopper pays now
 _NOT_CURRENT_PRICE_TYPES = ("listprice", "strikethroughprice", "msrp", "srp", "invoiceprice", "minimumadvertisedprice")
 # price specifications that are not the item's price at all
@@ -284,12 +285,18 @@ _KNOWN_KEYS = frozenset(
     }
 )  # fmt: skip
 _KEY_NAMES = {k.casefold(): k for k in _KNOWN_KEYS}
+# keys pages use that pricemon does not read: known to need no case folding
+_FINE_KEYS = _KNOWN_KEYS | {
+    "@context", "image", "description", "brand", "aggregateRating", "review", "mpn", "color", "size", "seller",
+    "itemListElement", "position", "item", "priceValidUntil", "itemCondition", "shippingDetails",
+    "hasMerchantReturnPolicy", "productGroupID", "variesBy", "category", "logo", "potentialAction", "isPartOf",
+}  # fmt: skip
 
 
 def _canon(node: dict[str, Any]) -> dict[str, Any]:
     """``node`` with the keys pricemon reads in their schema.org spelling (most pages already are)."""
     for key in node:
-        if key not in _KNOWN_KEYS and key.casefold() in _KEY_NAMES:
+        if key not in _FINE_KEYS and key.casefold() in _KEY_NAMES:
             break
     else:
         return node
@@ -325,7 +332,7 @@ def _types(node: dict[str, Any]) -> set[str]:
     for value in values:
         if isinstance(value, str):
             name = value.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-            found.add(name if name in _TYPE_NAMES.values() else _TYPE_NAMES.get(name.casefold(), name))
+            found.add(name if name in _CANONICAL_TYPES else _TYPE_NAMES.get(name.casefold(), name))
     return found
 
 
