@@ -1064,7 +1064,7 @@ def _settle(
 ) -> tuple[list[_Found], list[str], str]:
     """The structured candidates that describe what the page sells now, the reasons that keep
     them ambiguous, and a note on how the page settled it (for the message)."""
-    found = structured.found
+    found = _with_thousands_readings(structured.found)
     unsettled = structured.unsettled
     if found and len(structured.groups) <= 1 and not unsettled and all(f.amount == found[0].amount for f in found):
         # the common case: one product, one price; only a struck-through display can contradict it
@@ -1094,6 +1094,34 @@ def _settle(
             said.append(f"the page selects the variant of {chosen[0].source}")
 
     return _settle_sources(found, reasons, structured, tree, rules, said)
+
+
+# Currencies with three decimal places, where "1.299" is one dinar and 299 fils.
+_THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
+
+
+def _with_thousands_readings(found: list[_Found]) -> list[_Found]:
+    """``found``, plus the thousands reading of amounts like "1.299" or 12.990: shops that format
+    numbers the German way write 1299 so in structured data too. Only the page can then say which
+    it is; without its word the price stays ambiguous."""
+    extra = []
+    for f in found:
+        exponent = f.amount.as_tuple().exponent
+        if exponent == -3 and 1 <= f.amount < 1000 and f.currency not in _THREE_DECIMAL_CURRENCIES:
+            extra.append(
+                _Found(
+                    f.amount.scaleb(3).quantize(Decimal(1)),
+                    f.currency,
+                    f.explicit,
+                    f.method,
+                    f"{f.source} read as thousands",
+                    f.group,
+                    f.offer_url,
+                    f.offer_sku,
+                    f.offer_in_stock,
+                )
+            )
+    return found + extra if extra else found
 
 
 def _settle_sources(
