@@ -788,7 +788,9 @@ def _read_opengraph(metas: list[LexborNode], out: _Structured, rules: Extraction
         currencies = [normalize_currency(c) for c in tags.get(f"{prefix}:currency", [])]
         for index, raw in enumerate(amounts):
             amount = _structured_amount(raw, rules.decimal_separator)
-            if amount is None or (_is_zero(amount) and stock == {False}):
+            # 0 beside out of stock (its own tag, else what JSON-LD and microdata said) is no price
+            out_of_stock = stock == {False} or (not stock and bool(out.availability) and not any(out.availability))
+            if amount is None or (_is_zero(amount) and out_of_stock):
                 continue
             currency = currencies[index] if index < len(currencies) else (currencies[0] if currencies else None)
             out.found.append(_found(amount, currency, rules, "opengraph", f"OpenGraph {prefix}:amount"))

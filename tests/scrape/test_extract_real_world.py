@@ -138,3 +138,11 @@ def test_odd_structured_values_never_raise(value: object) -> None:
     for rules in (ExtractionRules(), ExtractionRules(json_script="script", json_price="offers[].price")):
         result = extract(body, rules, url="http://[")
         assert result.status in {"ok", "ambiguous", "not_found"}
+
+
+def test_opengraph_zero_beside_a_structured_out_of_stock_is_no_price() -> None:
+    html = """<meta property="product:price:amount" content="0"><meta property="product:price:currency" content="EUR">
+    <script type="application/ld+json">{"@type": "Product", "name": "Lamp",
+    "offers": {"price": "0", "availability": "https://schema.org/OutOfStock"}}</script>"""
+    result = extract(html)
+    assert (result.status, result.price, result.in_stock) == ("not_found", None, False)
