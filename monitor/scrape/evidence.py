@@ -165,9 +165,10 @@ _PRICE_ELEMENTS = (
     '[class*="price" i], [id*="price" i], [itemprop="price"], [data-price], .money, .amount, del, s, strike, ins'
 )
 _NUMBER = re.compile(r"\d+(?:[.,\s\u00a0\u202f'’]\d+)*")
-# words that make a shown amount something else than the current price of the item
+# words that make a shown amount something else than the current price of the item ("regular" is
+# not one: Shopify themes label the normal, current price "Regular price" for screen readers)
 _NOT_CURRENT_LABEL = re.compile(
-    r"\b(?:was|old|before|rrp|uvp|msrp|srp|statt|vorher|regular|compare|list price|originally|instead|"
+    r"\b(?:was|old|before|rrp|uvp|msrp|srp|statt|vorher|compare|list price|originally|instead|"
     r"excl|exkl|excluding|ex\.? vat|ex\.? tax|netto|net price|ohne mwst|hors taxe|ht|save|saving|you save|sparen|"
     r"from|ab|à partir|starting|per|each|/\s*(?:kg|g|l|ml|m|100|month|mo)|monthly|installments?)\b",
     re.I,
