@@ -41,7 +41,11 @@ from monitor.scrape.price import normalize_currency, parse_price_detail
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Candidate", "Extraction", "ExtractionRules", "extract", "validate_selector"]
+__all__ = ["EXTRACTOR_VERSION", "Candidate", "Extraction", "ExtractionRules", "extract", "validate_selector"]
+
+#: Changes when the same page and rules may read differently, so that pages a sweep skipped as
+#: unchanged are read again by the new code (a price the old one got wrong is not kept forever).
+EXTRACTOR_VERSION = "2"
 
 OK = "ok"
 NOT_FOUND = "not_found"

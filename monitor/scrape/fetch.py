@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_random_exponential
 
-from monitor.scrape.extract import Extraction, ExtractionRules, extract
+from monitor.scrape.extract import EXTRACTOR_VERSION, Extraction, ExtractionRules, extract
 from monitor.scrape.politeness import RobotsRules, Slot, parse_retry_after
 from monitor.scrape.transport import PageResponse, PageTransport, TransportFailure, default_transport
 from monitor.settings import Competitor, ScrapeSettings
@@ -113,7 +113,7 @@ class Fetcher:
         self.robots = RobotsRules(self.user_agent, self._load_robots) if competitor.respect_robots_txt else None
         self.rules = extraction_rules(competitor)
         # Part of the body hash: the same page read with other selectors is not "unchanged".
-        self._rules_fingerprint = repr(self.rules).encode()
+        self._rules_fingerprint = f"{EXTRACTOR_VERSION}:{self.rules!r}".encode()
 
     async def aclose(self) -> None:
         await self.transport.aclose()

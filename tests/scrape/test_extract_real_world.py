@@ -8,6 +8,8 @@ be settled from its own evidence must come out ``ambiguous`` with its candidates
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +18,8 @@ from typing import Any
 import pytest
 
 from monitor.scrape.extract import ExtractionRules, extract
+from monitor.scrape.fetch import Fetcher, extraction_rules
+from monitor.settings import Competitor, ScrapeSettings
 
 REAL_WORLD = Path(__file__).parent / "fixtures" / "real_world"
 EXPECTED: dict[str, dict[str, Any]] = {
@@ -146,3 +150,26 @@ def test_opengraph_zero_beside_a_structured_out_of_stock_is_no_price() -> None:
     "offers": {"price": "0", "availability": "https://schema.org/OutOfStock"}}</script>"""
     result = extract(html)
     assert (result.status, result.price, result.in_stock) == ("not_found", None, False)
+
+
+def test_a_page_skipped_as_unchanged_by_the_previous_extractor_is_read_again(shop) -> None:
+    body = (REAL_WORLD / "main_product_without_price.html").read_bytes()
+    shop.pages["/p/table"] = body.decode()
+    competitor = Competitor(name="acme", base_url=shop.base, min_delay="0s", respect_robots_txt=False)
+    # the body hash the previous extractor stored with the price it read (the care oil's 18.00)
+    old_hash = hashlib.sha256(body + repr(extraction_rules(competitor)).encode()).hexdigest()[:32]
+
+    async def check(body_hash: str | None) -> tuple[str, str | None]:
+        async with Fetcher(competitor, ScrapeSettings(retries=0)) as fetcher:
+            result = await fetcher.check(
+                1, shop.url("/p/table"), product_gtin=None, product_currency="GBP", body_hash=body_hash
+            )
+            return result.outcome, result.body_hash
+
+    outcome, _ = asyncio.run(check(old_hash))
+    assert outcome == "not_found"  # read again, and now refused
+    # while the current extractor's own hash still spares re-reading an unchanged page
+    shop.pages["/p/table"] = (REAL_WORLD / "case_types_keys.html").read_text(encoding="utf-8")
+    outcome, new_hash = asyncio.run(check(None))
+    assert outcome == "observed" and new_hash
+    assert asyncio.run(check(new_hash))[0] == "unchanged"
