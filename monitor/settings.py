@@ -145,6 +145,14 @@ class Selectors(Section):
     decimal_separator: str | None = Field(
         None, description='"." or ","; forces how price text is read when the format is ambiguous.'
     )
+    json_script: str | None = Field(
+        None, description='CSS selector of a script holding the product as JSON, e.g. "script#__NEXT_DATA__".'
+    )
+    json_price: str | None = Field(None, description="JMESPath expression of the price in json_script's data.")
+    json_currency: str | None = Field(None, description="JMESPath expression of the ISO currency code there.")
+    json_in_stock: str | None = Field(
+        None, description="JMESPath expression of the stock state there (true/false, InStock/OutOfStock, a count)."
+    )
 
     @field_validator("price", "in_stock", "out_of_stock")
     @classmethod
@@ -158,6 +166,26 @@ class Selectors(Section):
         problem = validate_selector(value)
         if problem:
             raise ValueError(f"invalid CSS selector {value!r}: {problem}")
+        return value
+
+    @field_validator("json_script")
+    @classmethod
+    def _valid_script_selector(cls, value: str | None) -> str | None:
+        from monitor.scrape.extract import validate_selector
+
+        problem = None if value is None else validate_selector(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("json_price", "json_currency", "json_in_stock")
+    @classmethod
+    def _valid_expression(cls, value: str | None) -> str | None:
+        from monitor.scrape.islands import validate_expression
+
+        problem = None if value is None else validate_expression(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("decimal_separator")

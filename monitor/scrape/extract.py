@@ -10,22 +10,42 @@ price monitor can give.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import json
 import logging
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from html import unescape as unescape_html
 from typing import Any
 
+import chompjs
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
-from monitor.money import MoneyRangeError, check_money
+from monitor.money import MoneyRangeError, check_money, is_money
+from monitor.scrape.evidence import (
+    PageHints,
+    Shown,
+    in_listing,
+    inside_struck_text,
+    is_ignored_element,
+    price_text,
+    same_page,
+    shown_prices,
+    struck_amounts_may_include,
+    variant_ids,
+)
+from monitor.scrape.islands import read_island
 from monitor.scrape.price import normalize_currency, parse_price_detail
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Candidate", "Extraction", "ExtractionRules", "extract", "validate_selector"]
+__all__ = ["EXTRACTOR_VERSION", "Candidate", "Extraction", "ExtractionRules", "extract", "validate_selector"]
+
+#: Changes when the same page and rules may read differently, so that pages a sweep skipped as
+#: unchanged are read again by the new code (a price the old one got wrong is not kept forever).
+EXTRACTOR_VERSION = "2"
 
 OK = "ok"
 NOT_FOUND = "not_found"
@@ -47,13 +67,17 @@ class ExtractionRules:
     in_stock: str | None = None  # CSS selector or "text:..." pattern
     out_of_stock: str | None = None
     decimal_separator: str | None = None  # "." or ","
+    json_script: str | None = None  # CSS selector of a script element holding JSON (or a JS object)
+    json_price: str | None = None  # JMESPath expressions into it
+    json_currency: str | None = None
+    json_in_stock: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
     price: Decimal
     currency: str | None
-    method: str  # selector / jsonld / microdata / opengraph
+    method: str  # selector / json / jsonld / microdata / opengraph / page (shown, never chosen)
     source: str  # short human description, e.g. 'JSON-LD Product.offers[0]' or 'selector ".price" #2'
 
 
@@ -125,6 +149,8 @@ def _utf8_or_decoded(body: bytes, encoding: str | None) -> bytes | str:
 # --------------------------------------------------------------------------------------------
 # What extraction collects before deciding
 
+PAGE_GROUP = -1  # OpenGraph tags and selectors describe the page, not one of its products
+
 
 @dataclass(slots=True)
 class _Found:
@@ -133,6 +159,22 @@ class _Found:
     explicit: bool  # the page itself named the currency (not the configured default)
     method: str
     source: str
+    group: int = PAGE_GROUP  # which product of the page this belongs to (see _Structured.groups)
+    offer_url: str | None = None  # the offer's (or its variant's) own url and sku, to find the selected variant
+    offer_sku: str | None = None
+    offer_in_stock: bool | None = None
+
+
+@dataclass(slots=True)
+class _Group:
+    """One product described by the page's structured data: the page's own, or a related one."""
+
+    method: str
+    names: list[str]
+    urls: list[str]
+    sku: str | None = None
+    listed: bool = False  # sits inside a list, carousel or "related products" block
+    node: LexborNode | None = None  # the microdata item's element
 
 
 @dataclass(slots=True)
@@ -143,11 +185,12 @@ class _Structured:
     availability: list[bool]
     gtins: list[str]
     skus: list[str]
-    unsettled: list[str]  # reasons that make the price ambiguous even with one candidate
+    unsettled: list[tuple[int, str]]  # (group, reason) that makes the price ambiguous even with one candidate
+    groups: dict[int, _Group]
 
 
 def _new_structured() -> _Structured:
-    return _Structured(found=[], availability=[], gtins=[], skus=[], unsettled=[])
+    return _Structured(found=[], availability=[], gtins=[], skus=[], unsettled=[], groups={})
 
 
 # schema.org availability -> in stock. PreOrder, PreSale and BackOrder count as *not* in stock:
@@ -219,35 +262,87 @@ def _structured_amount(value: object, decimal_separator: str | None) -> Decimal 
 # JSON-LD
 
 _PRODUCT_TYPES = frozenset(
-    {"Product", "ProductModel", "IndividualProduct", "SomeProducts", "ProductGroup", "Vehicle", "Car", "Motorcycle"}
+    {
+        "Product",
+        "ProductModel",
+        "IndividualProduct",
+        "SomeProducts",
+        "ProductGroup",
+        "Vehicle",
+        "Car",
+        "Motorcycle",
+        "Book",
+    }
 )
 _OFFER_TYPES = frozenset({"Offer", "AggregateOffer"})
 _PAGE_TYPES = frozenset({"WebPage", "ItemPage", "ProductPage", "CollectionPage"})
+# Pages write types in any case ("product", "offer"): one lookup from the folded spelling.
+_TYPE_NAMES = {t.casefold(): t for t in _PRODUCT_TYPES | _OFFER_TYPES | _PAGE_TYPES}
+_CANONICAL_TYPES = frozenset(_TYPE_NAMES.values())
 # price specifications that describe a former or recommended price, not what the shopper pays now
-_NOT_CURRENT_PRICE_TYPES = ("ListPrice", "StrikethroughPrice", "MSRP", "SRP", "InvoicePrice", "MinimumAdvertisedPrice")
+_NOT_CURRENT_PRICE_TYPES = ("listprice", "strikethroughprice", "msrp", "srp", "invoiceprice", "minimumadvertisedprice")
+# price specifications that are not the item's price at all
+_NOT_ITEM_PRICE_SPECS = frozenset({"DeliveryChargeSpecification", "PaymentChargeSpecification"})
 _GTIN_KEYS = ("gtin", "gtin13", "gtin12", "gtin14", "gtin8", "ean", "isbn")
+# Keys read from JSON-LD, so that "Offers", "Price" or "PRICECURRENCY" are read too.
+_KNOWN_KEYS = frozenset(
+    {
+        "@type", "@id", "@graph", "offers", "price", "priceCurrency", "availability", "lowPrice", "highPrice",
+        "offerCount", "priceSpecification", "priceType", "priceComponent", "hasVariant", "mainEntity", "about",
+        "sku", "url", "name", "itemOffered", "referenceQuantity", "value", "unitCode", "currency", "amount",
+        *_GTIN_KEYS,
+    }
+)  # fmt: skip
+_KEY_NAMES = {k.casefold(): k for k in _KNOWN_KEYS}
+# keys pages use that pricemon does not read: known to need no case folding
+_FINE_KEYS = _KNOWN_KEYS | {
+    "@context", "image", "description", "brand", "aggregateRating", "review", "mpn", "color", "size", "seller",
+    "itemListElement", "position", "item", "priceValidUntil", "itemCondition", "shippingDetails",
+    "hasMerchantReturnPolicy", "productGroupID", "variesBy", "category", "logo", "potentialAction", "isPartOf",
+}  # fmt: skip
 
-_JSON_COMMENT = re.compile(r"<!--|-->|^\s*//\s*<!\[CDATA\[|//\s*\]\]>\s*$|<!\[CDATA\[|\]\]>", re.M)
-_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+
+def _canon(node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` with the keys pricemon reads in their schema.org spelling (most pages already are)."""
+    for key in node:
+        if key not in _FINE_KEYS and key.casefold() in _KEY_NAMES:
+            break
+    else:
+        return node
+    fixed: dict[str, Any] = {}
+    for key, value in node.items():
+        fixed.setdefault(_KEY_NAMES.get(key.casefold(), key) if isinstance(key, str) else key, value)
+    return fixed
 
 
-def _load_jsonld(raw: str) -> Any:
+_TOLERANT_JSON = {"parse_float": Decimal, "strict": False}
+
+
+def _load_jsonld(raw: str) -> list[Any]:
     try:
-        return json.loads(raw, parse_float=Decimal, strict=False)
+        return [json.loads(raw, parse_float=Decimal, strict=False)]
     except ValueError:
         pass
-    # Hand-written blocks often carry HTML comments, CDATA wrappers or trailing commas.
-    cleaned = _TRAILING_COMMA.sub(r"\1", _JSON_COMMENT.sub("", raw))
-    try:
-        return json.loads(cleaned, parse_float=Decimal, strict=False)
-    except ValueError:
-        return None
+    # Hand-written blocks carry HTML comments, CDATA wrappers, trailing commas, JavaScript comments
+    # or several objects in one script: chompjs reads them as a browser's JavaScript engine would.
+    blocks: list[Any] = []
+    with contextlib.suppress(Exception):  # chompjs raises several types for hopeless input
+        blocks = list(chompjs.parse_js_objects(raw, loader_kwargs=_TOLERANT_JSON))
+    if not blocks and "&quot;" in raw:
+        # some CMSs HTML-escape the script's text: {&quot;@type&quot;: &quot;Product&quot;, ...}
+        return _load_jsonld(unescape_html(raw))
+    return blocks
 
 
 def _types(node: dict[str, Any]) -> set[str]:
     raw = node.get("@type")
     values = raw if isinstance(raw, list) else [raw]
-    return {v.rsplit("/", 1)[-1].rsplit(":", 1)[-1] for v in values if isinstance(v, str)}
+    found = set()
+    for value in values:
+        if isinstance(value, str):
+            name = value.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+            found.add(name if name in _CANONICAL_TYPES else _TYPE_NAMES.get(name.casefold(), name))
+    return found
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -265,20 +360,34 @@ def _identifier(value: Any) -> str | None:
     return None
 
 
+def _is_zero(amount: Decimal) -> bool:
+    return amount == 0
+
+
+# an offer's own url, sku and availability
+_Where = tuple[str | None, str | None, bool | None]
+
+
 class _JsonLdReader:
     def __init__(self, out: _Structured, rules: ExtractionRules) -> None:
         self.out = out
         self.rules = rules
         self.ids: dict[str, dict[str, Any]] = {}
+        # what the offer being read belongs to: its group and the variant's url/sku
+        self.group = PAGE_GROUP
+        self.variant_url: str | None = None
+        self.variant_sku: str | None = None
+        self.listed = False  # the script being read sits in a block of other products
 
     def read_block(self, data: Any) -> None:
         roots: list[dict[str, Any]] = []
         for item in _as_list(data):
             if not isinstance(item, dict):
                 continue
+            item = _canon(item)
             graph = item.get("@graph")
             if isinstance(graph, list | dict):
-                roots.extend(g for g in _as_list(graph) if isinstance(g, dict))
+                roots.extend(_canon(g) for g in _as_list(graph) if isinstance(g, dict))
                 if "@type" in item:
                     roots.append(item)
             else:
@@ -292,14 +401,22 @@ class _JsonLdReader:
 
     def resolve(self, value: Any) -> Any:
         # {"@id": "#offer"} references another node of the same @graph
-        if isinstance(value, dict) and set(value) == {"@id"}:
-            return self.ids.get(value["@id"], value)
+        if isinstance(value, dict):
+            if len(value) == 1 and isinstance(value.get("@id"), str):
+                return self.ids.get(value["@id"], value)
+            return _canon(value)
         return value
 
     def read_root(self, node: dict[str, Any], depth: int = 0) -> None:
         types = _types(node)
         if types & _PRODUCT_TYPES:
+            group = len(self.out.groups)  # numbered in reading order, microdata items too
+            names = [n.strip() for n in _as_list(node.get("name")) if isinstance(n, str) and n.strip()]
+            urls = [u for u in (node.get("url"), node.get("@id")) if isinstance(u, str) and u.strip()]
+            self.out.groups[group] = _Group("jsonld", names, urls, _identifier(node.get("sku")), self.listed)
+            self.group = group
             self.read_product(node, _first(types & _PRODUCT_TYPES))
+            self.group = PAGE_GROUP
         elif types & _OFFER_TYPES:
             self.read_offer(node, f"JSON-LD {_first(types & _OFFER_TYPES)}")
         elif types & _PAGE_TYPES and depth < 2:
@@ -316,13 +433,18 @@ class _JsonLdReader:
             if gtin:
                 self.out.gtins.append(gtin)
         sku = _identifier(node.get("sku"))
-        if sku:
+        if sku and depth == 0:
             self.out.skus.append(sku)
+        if depth:
+            url = node.get("url")
+            self.variant_url = url if isinstance(url, str) else None
+            self.variant_sku = sku
         offers = [self.resolve(o) for o in _as_list(node.get("offers"))]
         for index, offer in enumerate(offers):
             if isinstance(offer, dict):
                 suffix = f"[{index}]" if len(offers) > 1 or isinstance(node.get("offers"), list) else ""
                 self.read_offer(offer, f"JSON-LD {label}.offers{suffix}")
+        self.variant_url = self.variant_sku = None
         if depth < 1:
             for index, variant in enumerate(_as_list(node.get("hasVariant"))):
                 variant = self.resolve(variant)
@@ -341,11 +463,17 @@ class _JsonLdReader:
         if "AggregateOffer" in _types(offer):
             self.read_aggregate(offer, source, currency)
             return
+        url = offer.get("url")
+        where = (
+            url if isinstance(url, str) else self.variant_url,
+            _identifier(offer.get("sku")) or self.variant_sku,
+            available,
+        )
         price = offer.get("price")
-        if price is None:
-            self.read_price_specification(offer, source, currency)
+        if price is None or price == "":
+            self.read_price_specification(offer, source, currency, where)
             return
-        self.add(price, currency, source)
+        self.add(price, currency, source, where)
 
     def read_aggregate(self, offer: dict[str, Any], source: str, currency: str | None) -> None:
         inner = [self.resolve(o) for o in _as_list(offer.get("offers"))]
@@ -358,27 +486,64 @@ class _JsonLdReader:
         high = _structured_amount(offer.get("highPrice"), self.rules.decimal_separator)
         count = offer.get("offerCount")
         single = (low is not None and high is not None and low == high) or str(count).strip() == "1"
+        where = (None, None, _parse_availability(offer.get("availability")))
         if low is not None:
-            self.add(low, currency, f"{source}.lowPrice")
+            self.add(low, currency, f"{source}.lowPrice", where)
         if high is not None and high != low:
-            self.add(high, currency, f"{source}.highPrice")
+            self.add(high, currency, f"{source}.highPrice", where)
         if low is not None and not single:
-            self.out.unsettled.append(f"{source} gives a price range (lowPrice {low}, highPrice {high})")
+            self.out.unsettled.append((self.group, f"{source} gives a price range (lowPrice {low}, highPrice {high})"))
 
-    def read_price_specification(self, offer: dict[str, Any], source: str, currency: str | None) -> None:
-        for index, spec in enumerate(_as_list(offer.get("priceSpecification"))):
-            if not isinstance(spec, dict) or spec.get("price") is None:
+    def read_price_specification(self, offer: dict[str, Any], source: str, currency: str | None, where: _Where) -> None:
+        specs = [self.resolve(s) for s in _as_list(offer.get("priceSpecification"))]
+        for index, spec in enumerate(specs):
+            if not isinstance(spec, dict) or _types(spec) & _NOT_ITEM_PRICE_SPECS:
                 continue
             price_type = spec.get("priceType")
-            if isinstance(price_type, str) and price_type.endswith(_NOT_CURRENT_PRICE_TYPES):
+            if isinstance(price_type, str) and price_type.casefold().endswith(_NOT_CURRENT_PRICE_TYPES):
                 continue
+            if _is_unit_price(spec.get("referenceQuantity")):
+                continue  # "9.96 per kg" is not what the item costs
             spec_currency = normalize_currency(_text_value(spec.get("priceCurrency"))) or currency
-            self.add(spec["price"], spec_currency, f"{source}.priceSpecification[{index}]")
+            if spec.get("price") is not None:
+                self.add(spec["price"], spec_currency, f"{source}.priceSpecification[{index}]", where)
+            elif spec.get("priceComponent") is not None and len(specs) == 1:
+                # CompoundPriceSpecification: its components, with the same rules
+                self.read_price_specification(
+                    {"priceSpecification": spec["priceComponent"]}, f"{source}.priceSpecification", spec_currency, where
+                )
 
-    def add(self, value: Any, currency: str | None, source: str) -> None:
+    def add(self, value: Any, currency: str | None, source: str, where: _Where) -> None:
+        if isinstance(value, dict):
+            # "price": {"value": 12.5, "currency": "EUR"} and similar nested objects
+            value = _canon(value)
+            inner = next((value[k] for k in ("value", "amount", "price") if value.get(k) is not None), None)
+            code = value.get("currency", value.get("priceCurrency"))
+            currency = normalize_currency(_text_value(code)) or currency
+            if inner is None or isinstance(inner, dict | list):
+                return
+            value = inner
         amount = _structured_amount(value, self.rules.decimal_separator)
-        if amount is not None:
-            self.out.found.append(_found(amount, currency, self.rules, "jsonld", source))
+        if amount is None:
+            return
+        if _is_zero(amount) and where[2] is False:
+            return  # a 0 beside OutOfStock is a placeholder, not a price; the stock state stays recorded
+        found = _found(amount, currency, self.rules, "jsonld", source)
+        found.group = self.group
+        found.offer_url, found.offer_sku, found.offer_in_stock = where
+        self.out.found.append(found)
+
+
+def _is_unit_price(quantity: Any) -> bool:
+    if not isinstance(quantity, dict):
+        return False
+    value = quantity.get("value", quantity.get("Value"))
+    unit = quantity.get("unitCode", quantity.get("unitText"))
+    try:
+        one = Decimal(str(value)) == 1 if value is not None else True
+    except InvalidOperation:
+        one = False
+    return not one or (isinstance(unit, str) and unit.strip().upper() not in ("C62", "EA", "H87", "PCE", "XPP", ""))
 
 
 def _first(values: set[str]) -> str:
@@ -401,11 +566,13 @@ def _read_jsonld(scripts: list[LexborNode], out: _Structured, rules: ExtractionR
         raw = script.text(deep=True)
         if not raw or not raw.strip():
             continue
-        data = _load_jsonld(raw)
-        if data is None:
+        blocks = _load_jsonld(raw)
+        if not blocks:
             logger.debug("skipping unparseable JSON-LD block (%d chars)", len(raw))
             continue
-        reader.read_block(data)
+        reader.listed = len(scripts) > 1 and in_listing(script)
+        for data in blocks:
+            reader.read_block(data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,11 +608,13 @@ class _Item:
     types: set[str]
     own: bool  # the page's product or an offer of it
     props: dict[str, list[tuple[str | None, str | None]]]  # name -> [(machine value, text)]
+    group: int = PAGE_GROUP
 
 
 def _item_types(node: LexborNode) -> set[str]:
     itemtype = node.attributes.get("itemtype") or ""
-    return {t.rstrip("/").rsplit("/", 1)[-1] for t in itemtype.split()}
+    names = (t.rstrip("/").rsplit("/", 1)[-1] for t in itemtype.split())
+    return {_TYPE_NAMES.get(n.casefold(), n) for n in names}
 
 
 def _owner(node: LexborNode, scopes: set[int]) -> LexborNode | None:
@@ -479,6 +648,14 @@ class _MicrodataScopes:
         self.own[item.mem_id] = own
         return own
 
+    def top(self, item: LexborNode) -> LexborNode:
+        """The outermost item that ``item`` (an own item) belongs to: the product it describes."""
+        while True:
+            owner = _owner(item, self.scopes)
+            if owner is None or not self.is_own(owner):
+                return item
+            item = owner
+
 
 def _read_microdata(
     tree: LexborHTMLParser, item_scopes: list[LexborNode], out: _Structured, rules: ExtractionRules
@@ -488,13 +665,19 @@ def _read_microdata(
         return
     scopes = _MicrodataScopes(item_scopes)
     items: dict[int, _Item] = {}
+    groups: dict[int, int] = {}  # top item's mem_id -> group
     for node in nodes:
         owner = _owner(node, scopes.scopes)
         if owner is None or not scopes.is_own(owner):
             continue
         item = items.get(owner.mem_id)
         if item is None:
-            item = items[owner.mem_id] = _Item(types=_item_types(owner), own=True, props={})
+            top = scopes.top(owner)
+            group = groups.get(top.mem_id)
+            if group is None:
+                group = groups[top.mem_id] = len(out.groups)
+                out.groups[group] = _Group("microdata", [], [], node=top, listed=in_listing(top))
+            item = items[owner.mem_id] = _Item(types=_item_types(owner), own=True, props={}, group=group)
         attrs = node.attributes
         machine = attrs.get("content")
         if machine is None:
@@ -520,10 +703,12 @@ def _read_microdata_item(item: _Item, out: _Structured, rules: ExtractionRules) 
         value = (machine or text or "").strip()
         if value:
             out.skus.append(value)
+    item_stock: bool | None = None
     for machine, text in item.props.get("availability", []):
         available = _parse_availability(machine if machine is not None else text)
         if available is not None:
             out.availability.append(available)
+            item_stock = available
     currencies = [normalize_currency(m or t) for m, t in item.props.get("priceCurrency", [])]
     currency = next((c for c in currencies if c), None)
 
@@ -533,17 +718,21 @@ def _read_microdata_item(item: _Item, out: _Structured, rules: ExtractionRules) 
             source = f"microdata {label}.{name}"
             if machine is not None:
                 amount = _structured_amount(machine, rules.decimal_separator)
-                if amount is not None:
-                    out.found.append(_found(amount, currency, rules, "microdata", source))
+                if amount is not None and not (_is_zero(amount) and item_stock is False):
+                    found = _found(amount, currency, rules, "microdata", source)
+                    found.group, found.offer_in_stock = item.group, item_stock
+                    out.found.append(found)
                     amounts.append(amount)
             elif text:
                 detail = parse_price_detail(
                     text, decimal_separator=rules.decimal_separator, default_currency=rules.currency
                 )
-                if detail is not None:
+                if detail is not None and not (_is_zero(detail[0]) and item_stock is False):
                     # the item's priceCurrency outranks a symbol guessed from the visible text
                     explicit = currency is not None or detail[2]
-                    out.found.append(_Found(detail[0], currency or detail[1], explicit, "microdata", source))
+                    found = _Found(detail[0], currency or detail[1], explicit, "microdata", source, item.group)
+                    found.offer_in_stock = item_stock
+                    out.found.append(found)
                     amounts.append(detail[0])
         return amounts
 
@@ -553,9 +742,11 @@ def _read_microdata_item(item: _Item, out: _Structured, rules: ExtractionRules) 
         highs = [h for h in add("highPrice") if h not in lows]
         counts = [(m or t or "").strip() for m, t in item.props.get("offerCount", [])]
         if lows and highs and counts != ["1"]:
-            out.unsettled.append(f"microdata {label} gives a price range (lowPrice {lows[0]}, highPrice {highs[0]})")
+            out.unsettled.append(
+                (item.group, f"microdata {label} gives a price range (lowPrice {lows[0]}, highPrice {highs[0]})")
+            )
         elif lows and not highs and counts != ["1"] and not prices:
-            out.unsettled.append(f"microdata {label} gives only a lowPrice ({lows[0]})")
+            out.unsettled.append((item.group, f"microdata {label} gives only a lowPrice ({lows[0]})"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -576,9 +767,10 @@ def _read_structured(tree: LexborHTMLParser, out: _Structured, rules: Extraction
     for node in tree.css(_STRUCTURED_QUERY):
         if "itemscope" in node.attributes:
             scopes.append(node)
-        if node.tag == "script":
+        tag = node.tag
+        if tag == "script":
             scripts.append(node)
-        elif node.tag == "meta":
+        elif tag == "meta":
             metas.append(node)
     if scripts:
         _read_jsonld(scripts, out, rules)
@@ -597,6 +789,7 @@ def _read_opengraph(metas: list[LexborNode], out: _Structured, rules: Extraction
         if content is not None and content.strip():
             tags.setdefault(key, []).append(content.strip())
     # a sale price is what the shopper pays now; product:price then holds the regular price
+    stock = {_parse_availability(v) for key in ("product:availability", "og:availability") for v in tags.get(key, [])}
     for prefix in ("product:sale_price", "og:sale_price", "product:price", "og:price"):
         amounts = tags.get(f"{prefix}:amount")
         if not amounts:
@@ -604,7 +797,9 @@ def _read_opengraph(metas: list[LexborNode], out: _Structured, rules: Extraction
         currencies = [normalize_currency(c) for c in tags.get(f"{prefix}:currency", [])]
         for index, raw in enumerate(amounts):
             amount = _structured_amount(raw, rules.decimal_separator)
-            if amount is None:
+            # 0 beside out of stock (its own tag, else what JSON-LD and microdata said) is no price
+            out_of_stock = stock == {False} or (not stock and bool(out.availability) and not any(out.availability))
+            if amount is None or (_is_zero(amount) and out_of_stock):
                 continue
             currency = currencies[index] if index < len(currencies) else (currencies[0] if currencies else None)
             out.found.append(_found(amount, currency, rules, "opengraph", f"OpenGraph {prefix}:amount"))
@@ -623,73 +818,6 @@ def _read_opengraph(metas: list[LexborNode], out: _Structured, rules: Extraction
 # --------------------------------------------------------------------------------------------
 # Configured selectors
 
-_SKIPPED_TAGS = frozenset({"del", "s", "strike", "script", "style", "template", "noscript"})
-_OLD_PRICE_WORDS = "old|was|regular|strike|compare|crossed|original|before|msrp|rrp"
-_OLD_PRICE_CLASS = re.compile(rf"(?:^|[-_])(?:{_OLD_PRICE_WORDS})")
-_OLD_PRICE_CAMEL = re.compile(r"[a-z](?:Old|Was|Regular|Strike|Compare|Crossed|Original|Before)")
-# utility classes that set a font weight, not a price role ("font-regular", "fw-regular")
-_TYPOGRAPHY_PREFIXES = ("font", "fw-", "text-", "weight")
-_HIDDEN_CLASSES = frozenset({"sr-only", "screen-reader-text", "visually-hidden", "visuallyhidden"})
-
-
-def _is_old_price_class(class_attr: str) -> bool:
-    for token in class_attr.split():
-        lower = token.lower()
-        if lower in _HIDDEN_CLASSES:
-            return True
-        if lower.startswith(_TYPOGRAPHY_PREFIXES):
-            continue
-        if _OLD_PRICE_CLASS.search(lower) or _OLD_PRICE_CAMEL.search(token) or lower == "line-through":
-            return True
-    return False
-
-
-def _is_ignored_element(node: LexborNode) -> bool:
-    if node.tag in _SKIPPED_TAGS:
-        return True
-    attrs = node.attributes
-    if "hidden" in attrs:
-        return True
-    class_attr = attrs.get("class")
-    return class_attr is not None and _is_old_price_class(class_attr)
-
-
-def _inside_struck_text(node: LexborNode) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if parent.tag in ("del", "s", "strike"):
-            return True
-        parent = parent.parent
-    return False
-
-
-def _collect_text(node: LexborNode, parts: list[str], decimal_separator: str | None) -> None:
-    for child in node.iter(include_text=True, skip_empty=True):
-        if child.is_text_node:
-            text = (child.text_content or "").strip()
-            if text:
-                parts.append(text)
-        elif child.is_element_node and not _is_ignored_element(child):
-            if child.tag == "sup":
-                cents = child.text(deep=True, strip=True)
-                # "19<sup>99</sup>": two digits raised after the whole amount are the cents
-                if len(cents) == 2 and cents.isdigit() and parts and parts[-1][-1:].isdigit():
-                    joined = "".join(parts)
-                    parts.append(decimal_separator or ("," if "." in joined else "."))
-                    parts.append(cents)
-                    continue
-            _collect_text(child, parts, decimal_separator)
-
-
-def _price_text(node: LexborNode, decimal_separator: str | None) -> str:
-    parts: list[str] = []
-    _collect_text(node, parts, decimal_separator)
-    text = "".join(parts)
-    if not text:
-        attrs = node.attributes
-        text = attrs.get("content") or attrs.get("value") or ""
-    return text
-
 
 def _read_selector(tree: LexborHTMLParser, rules: ExtractionRules) -> tuple[list[_Found], str]:
     """Candidates from the configured price selector, and what happened, for the message."""
@@ -702,9 +830,9 @@ def _read_selector(tree: LexborHTMLParser, rules: ExtractionRules) -> tuple[list
         return [], f"price selector {selector!r} matched nothing"
     found: list[_Found] = []
     for index, node in enumerate(nodes, start=1):
-        if _is_ignored_element(node) or _inside_struck_text(node):
+        if is_ignored_element(node) or inside_struck_text(node):
             continue
-        text = _price_text(node, rules.decimal_separator)
+        text = price_text(node, rules.decimal_separator)
         detail = parse_price_detail(text, decimal_separator=rules.decimal_separator, default_currency=rules.currency)
         if detail is not None:
             source = f"selector {selector!r} #{index}" if len(nodes) > 1 else f"selector {selector!r}"
@@ -801,21 +929,32 @@ def _invalid(message: str) -> Extraction:
 
 
 def extract(
-    body: str | bytes, rules: ExtractionRules = ExtractionRules(), *, encoding: str | None = None
+    body: str | bytes,
+    rules: ExtractionRules = ExtractionRules(),
+    *,
+    encoding: str | None = None,
+    url: str | None = None,
 ) -> Extraction:
     """Extract the current price, currency, stock state, GTIN and SKU from a product page.
 
     ``body`` may be bytes (decoded with ``encoding``, e.g. the HTTP charset, else the page's
-    ``<meta charset>``, else UTF-8 with replacement) or str. The configured price selector is
-    tried first; if it matches no price, the page's JSON-LD, microdata and OpenGraph product
-    data are read, ignoring related/similar products. Several different prices give
-    ``ambiguous`` (an AggregateOffer counts as one price only when lowPrice == highPrice or it
-    has exactly one offer), none gives ``not_found``; a body with NUL bytes in its first KB is
-    ``invalid_content``. Never raises for bad input.
+    ``<meta charset>``, else UTF-8 with replacement) or str; ``url`` is the page's address when
+    known (it helps find the page's own product and selected variant).
 
-    Stock: ``rules.out_of_stock`` matching wins over ``rules.in_stock``; without a matching rule
-    the page's schema.org availability is used when all its sources agree. InStock,
-    LimitedAvailability, InStoreOnly and OnlineOnly are in stock; OutOfStock, SoldOut,
+    Order of evidence: the configured price selector; then the configured JSON island
+    (``json_script`` + ``json_price``); then the page's structured data (JSON-LD, microdata,
+    OpenGraph) about its own product. When structured sources disagree, the page settles it:
+    the product matching the canonical URL or ``h1`` over related ones, the variant the page
+    selects, and the one candidate the page shows as its current price over those it shows
+    struck through or labelled old/was. What stays open is ``ambiguous`` with every candidate;
+    a price the page only shows struck through is not trusted either. An AggregateOffer
+    counts as one price only when lowPrice == highPrice or it has exactly one offer; a price
+    of 0 beside OutOfStock is no price. None gives ``not_found``; a body with NUL bytes in its
+    first KB is ``invalid_content``. Never raises for bad input.
+
+    Stock: ``rules.out_of_stock`` matching wins over ``rules.in_stock``; then the JSON island's
+    ``json_in_stock``; then the page's schema.org availability when all its sources agree.
+    InStock, LimitedAvailability, InStoreOnly and OnlineOnly are in stock; OutOfStock, SoldOut,
     Discontinued, and also PreOrder, PreSale and BackOrder (the item cannot be had now) are
     not. Anything else leaves ``in_stock`` None.
     """
@@ -835,12 +974,20 @@ def extract(
     except UnicodeEncodeError:  # lone surrogates in a str body
         tree = LexborHTMLParser(html.encode("utf-8", errors="replace"))  # type: ignore[union-attr]
 
-    selector_found: list[_Found] = []
-    selector_note = ""
+    configured: list[_Found] = []
+    notes: list[str] = []
+    island_stock: bool | None = None
     structured = _new_structured()
     try:
         if rules.price:
-            selector_found, selector_note = _read_selector(tree, rules)
+            configured, note = _read_selector(tree, rules)
+            if note:
+                notes.append(note)
+        if rules.json_script:
+            island_found, island_stock, note = _read_island(tree, rules)
+            if note:
+                notes.append(note)
+            configured = configured or island_found
         _read_structured(tree, structured, rules)
     except MoneyRangeError as exc:
         # A page that states a price pricemon cannot keep is not trusted for any of its prices.
@@ -851,16 +998,20 @@ def extract(
         in_stock: bool | None = False
     elif _rule_matches(rules.in_stock, tree, page_text):
         in_stock = True
+    elif island_stock is not None:
+        in_stock = island_stock
     else:
         in_stock = _single_bool(structured.availability)
     gtin = _single(structured.gtins, key=lambda g: g.strip().lstrip("0"))
     sku = _single(structured.skus, key=str.strip)
 
-    found = selector_found or structured.found
-    unsettled = [] if selector_found else structured.unsettled
+    if configured:
+        found, unsettled, settled = configured, list[str](), ""
+    else:
+        found, unsettled, settled = _settle(structured, tree, rules, PageHints(tree, url))
     candidates = tuple(Candidate(f.amount, f.currency, f.method, f.source) for f in found)
-    distinct = _distinct(found)
-    prefix = f"{selector_note}; " if selector_note else ""
+    distinct = _distinct([f for f in found if f.method != "page"])
+    prefix = "".join(f"{note}; " for note in notes)
 
     if not distinct:
         what = "no JSON-LD, microdata or OpenGraph price in the page"
@@ -871,7 +1022,7 @@ def extract(
             if len(distinct) > 1
             else []
         )
-        hint = "" if selector_found else "; configure a price selector to pick one"
+        hint = "" if configured else "; configure a price selector to pick one"
         return Extraction(
             AMBIGUOUS, None, None, in_stock, None, candidates, gtin, sku, f"{prefix}{'; '.join(reasons)}{hint}"
         )
@@ -885,8 +1036,219 @@ def extract(
         candidates,
         gtin,
         sku,
-        f"{prefix}price from {chosen.source}",
+        f"{prefix}price from {chosen.source}{settled}",
     )
+
+
+def _read_island(tree: LexborHTMLParser, rules: ExtractionRules) -> tuple[list[_Found], bool | None, str]:
+    """Prices and stock from the configured JSON island, and what happened, for the message."""
+    island = read_island(tree, rules.json_script or "", rules.json_price, rules.json_currency, rules.json_in_stock)
+    code = island.currency if isinstance(island.currency, str) else None
+    currency = normalize_currency(code)
+    found: list[_Found] = []
+    source = f"JSON {rules.json_script!r} {rules.json_price!r}"
+    for value in island.prices:
+        amount = _structured_amount(value, rules.decimal_separator)
+        if amount is not None:
+            found.append(_found(amount, currency, rules, "json", source))
+    stock = island.in_stock
+    if isinstance(stock, list):
+        stock = stock[0] if len(stock) == 1 else None
+    in_stock: bool | None
+    if isinstance(stock, bool):
+        in_stock = stock
+    elif isinstance(stock, int | Decimal):
+        in_stock = stock > 0
+    else:
+        in_stock = _parse_availability(stock.replace("_", " ") if isinstance(stock, str) else stock)
+        if in_stock is None and isinstance(stock, str) and stock.strip().lower() in ("true", "false"):
+            in_stock = stock.strip().lower() == "true"
+    note = island.note
+    if rules.json_price and island.prices and not found:
+        note = f"json_price {rules.json_price!r} found {island.prices[0]!r}, not a price"
+    return found, in_stock, note
+
+
+# --------------------------------------------------------------------------------------------
+# Settling what the structured data leaves open, with evidence from the page itself
+
+
+def _settle(
+    structured: _Structured, tree: LexborHTMLParser, rules: ExtractionRules, hints: PageHints
+) -> tuple[list[_Found], list[str], str]:
+    """The structured candidates that describe what the page sells now, the reasons that keep
+    them ambiguous, and a note on how the page settled it (for the message)."""
+    found = _with_thousands_readings(structured.found)
+    unsettled = structured.unsettled
+    if found and len(structured.groups) <= 1 and not unsettled and all(f.amount == found[0].amount for f in found):
+        # the common case: one product, one price; only a struck-through display can contradict it
+        if structured.groups and structured.groups[0].listed:
+            return [], [], ""
+        if len(_distinct(found)) > 1:  # one amount in several currencies
+            return _settle_sources(found, [], structured, tree, rules, [])
+        reasons: list[str] = []
+        return _contradicted(found, reasons, structured, tree, rules), reasons, ""
+    said: list[str] = []
+    if len(structured.groups) > 1 or any(g.listed for g in structured.groups.values()):
+        main = _main_groups(structured.groups, {f.group for f in found}, hints)
+        kept = [f for f in found if f.group == PAGE_GROUP or f.group in main]
+        if len(kept) < len(found):
+            said.append("other products on the page ignored")
+        found = kept
+        unsettled = [(g, reason) for g, reason in unsettled if g == PAGE_GROUP or g in main]
+    reasons = [reason for _, reason in unsettled]
+
+    for group in {f.group for f in found if f.group != PAGE_GROUP}:
+        offers = [f for f in found if f.group == group]
+        if len({f.amount for f in offers}) < 2:
+            continue
+        chosen = _selected_variant(offers, structured.groups[group], hints)
+        if chosen is not None:
+            found = [f for f in found if f.group != group or f in chosen]
+            said.append(f"the page selects the variant of {chosen[0].source}")
+
+    return _settle_sources(found, reasons, structured, tree, rules, said)
+
+
+# Currencies with three decimal places, where "1.299" is one dinar and 299 fils.
+_THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
+
+
+def _with_thousands_readings(found: list[_Found]) -> list[_Found]:
+    """``found``, plus the thousands reading of amounts like "1.299" or 12.990: shops that format
+    numbers the German way write 1299 so in structured data too. Only the page can then say which
+    it is; without its word the price stays ambiguous."""
+    extra = []
+    for f in found:
+        exponent = f.amount.as_tuple().exponent
+        if exponent == -3 and 1 <= f.amount < 1000 and f.currency not in _THREE_DECIMAL_CURRENCIES:
+            extra.append(
+                _Found(
+                    f.amount.scaleb(3).quantize(Decimal(1)),
+                    f.currency,
+                    f.explicit,
+                    f.method,
+                    f"{f.source} read as thousands",
+                    f.group,
+                    f.offer_url,
+                    f.offer_sku,
+                    f.offer_in_stock,
+                )
+            )
+    return found + extra if extra else found
+
+
+def _settle_sources(
+    found: list[_Found],
+    reasons: list[str],
+    structured: _Structured,
+    tree: LexborHTMLParser,
+    rules: ExtractionRules,
+    said: list[str],
+) -> tuple[list[_Found], list[str], str]:
+    """Several prices for the page's product: the one the page shows as current, if only one is."""
+    distinct = _distinct(found)
+    if len(distinct) > 1 and not reasons:
+        shown = shown_prices(tree, rules.decimal_separator, rules.currency)
+        winner = _shown_as_current(distinct, shown)
+        if winner is not None:
+            found = [f for f in found if _same_price(f, winner)]
+            said.append(f"the page shows {winner.amount} as its current price")
+    elif len(distinct) == 1 and not reasons:
+        found = _contradicted(found, reasons, structured, tree, rules)
+    return found, reasons, "".join(f"; {s}" for s in said)
+
+
+def _contradicted(
+    found: list[_Found], reasons: list[str], structured: _Structured, tree: LexborHTMLParser, rules: ExtractionRules
+) -> list[_Found]:
+    """``found`` (one price), plus the page's current prices and a reason in ``reasons`` when the
+    page shows that price only struck through: structured data that still says the price
+    before a discount. Neither is then trusted."""
+    only = found[0]
+    if not is_money(only.amount):
+        return found  # out of range: not this check's business, and too big to format cheaply
+    # Finding elements by tag name costs a fifth of a CSS query for them (<strike> is HTML 4 and
+    # rare); this runs on every page read from structured data.
+    struck = [*tree.tags("del"), *tree.tags("s")]
+    if not struck or not struck_amounts_may_include(struck, only.amount):
+        return found
+    shown = shown_prices(tree, rules.decimal_separator, rules.currency)
+    current = [s for s in shown if s.current]
+    if any(_shows(s, only) for s in current) or not any(_shows(s, only) for s in shown if not s.current):
+        return found
+    others = _distinct([_Found(s.amount, s.currency, s.explicit, "page", f"page text {s.text!r}") for s in current])
+    if others:
+        reasons.append(
+            f"{_describe(only)} is shown struck through or as a former price; the page shows "
+            + ", ".join(str(o.amount) for o in others)
+            + " as current"
+        )
+        return found + others
+    return found
+
+
+def _main_groups(groups: dict[int, _Group], priced: set[int], hints: PageHints) -> set[int]:
+    """The products that are the page's own: matching its URL or heading, not in a list of others.
+
+    Only products with a price compete (a review widget's bare Product does not push the shop's
+    own markup aside), unless the page's product is plainly one without a price and every priced
+    one matches nothing: then those are somebody else's."""
+    scores: dict[int, int] = {}
+    for key, group in groups.items():
+        if group.listed:
+            continue
+        score = 4 if group.urls and hints.url_matches(group.urls) else 0
+        names = group.names
+        if group.node is not None:
+            if hints.contains_h1(group.node):
+                score = max(score, 2)
+            name_node = group.node.css_first('[itemprop~="name"]')
+            if name_node is not None:
+                names = [name_node.attributes.get("content") or name_node.text(deep=True, separator=" ", strip=True)]
+        scores[key] = max(score, hints.name_score(names))
+    competing = {key: score for key, score in scores.items() if key in priced}
+    if not competing:
+        return set()  # every priced product on the page sits in a list of other products
+    best = max(competing.values())
+    if best == 0:
+        if any(score >= 2 for key, score in scores.items() if key not in priced):
+            return set()
+        return set(competing)
+    threshold = 2 if best >= 2 else 1
+    return {key for key, score in competing.items() if score >= threshold}
+
+
+def _selected_variant(offers: list[_Found], group: _Group, hints: PageHints) -> list[_Found] | None:
+    """The offers of the variant the page has selected, when they give one price."""
+    chosen = [
+        f
+        for f in offers
+        if f.offer_url and any("?" in u and same_page(f.offer_url, u, keep_query=True) for u in hints.urls)
+    ]
+    if not chosen and any(f.offer_url or f.offer_sku for f in offers) and hints.selected_variants:
+        selected = hints.selected_variants
+        chosen = [f for f in offers if (f.offer_url and variant_ids(f.offer_url) & selected) or f.offer_sku in selected]
+    if not chosen and group.sku:
+        chosen = [f for f in offers if f.offer_sku == group.sku]
+    if chosen and len({f.amount for f in chosen}) == 1:
+        return chosen
+    return None
+
+
+def _shows(shown: Shown, f: _Found) -> bool:
+    return shown.amount == f.amount and (not shown.explicit or f.currency is None or shown.currency == f.currency)
+
+
+def _same_price(f: _Found, winner: _Found) -> bool:
+    return f.amount == winner.amount and (f.currency == winner.currency or not f.explicit)
+
+
+def _shown_as_current(distinct: list[_Found], shown: list[Shown]) -> _Found | None:
+    """The one candidate the page shows as its current price, if exactly one is."""
+    current = [s for s in shown if s.current]
+    winners = [f for f in distinct if any(_shows(s, f) for s in current)]
+    return winners[0] if len(winners) == 1 else None
 
 
 def _single_bool(values: list[bool]) -> bool | None:

@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 
 from monitor.redact import redact_text
 from monitor.scrape.addresses import AddressPolicy, parse_networks
-from monitor.scrape.extract import Extraction, ExtractionRules, extract
+from monitor.scrape.extract import EXTRACTOR_VERSION, Extraction, ExtractionRules, extract
 from monitor.scrape.politeness import RobotsRules, RobotsUnreachable, Slot, parse_retry_after
 from monitor.scrape.shopify import JSON_TYPES, product_json_url, read_product_json
 from monitor.scrape.transport import PageResponse, PageTransport, TransportFailure, default_transport
@@ -50,6 +50,10 @@ def extraction_rules(competitor: Competitor) -> ExtractionRules:
         in_stock=s.in_stock,
         out_of_stock=s.out_of_stock,
         decimal_separator=s.decimal_separator,
+        json_script=s.json_script,
+        json_price=s.json_price,
+        json_currency=s.json_currency,
+        json_in_stock=s.json_in_stock,
     )
 
 
@@ -122,7 +126,8 @@ class Fetcher:
         self._blocked_robots: dict[str, str] = {}  # robots.txt URL -> why its address was refused
         self.rules = extraction_rules(competitor)
         # Part of the body hash: the same page read with other selectors is not "unchanged".
-        self._rules_fingerprint = repr((self.rules, competitor.platform, competitor.render)).encode()
+        reading = (self.rules, competitor.platform, competitor.render)
+        self._rules_fingerprint = f"{EXTRACTOR_VERSION}:{reading!r}".encode()
         self.shopify = competitor.platform == "shopify"
         # render = "browser": pages are rendered in the sweep's shared headless Chromium, which
         # also gets the scripts and JSON they load through this fetcher
@@ -417,7 +422,7 @@ def read_page(competitor: Competitor, rules: ExtractionRules, page: Page) -> Ext
     """What a fetched page says: its HTML read by `extract`, or a Shopify product's JSON."""
     if competitor.platform == "shopify":
         return read_product_json(page.body, page.listing_url or page.url, rules.currency)
-    return extract(page.body, rules, encoding=page.encoding)
+    return extract(page.body, rules, encoding=page.encoding, url=page.url)
 
 
 def _gtin_key(value: str) -> str:

@@ -19,7 +19,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from monitor.errors import ConfigError
 from monitor.money import format_amount, parse_amount
-from monitor.scrape.extract import Extraction, ExtractionRules, _price_text, _utf8_or_decoded
+from monitor.scrape.evidence import price_text
+from monitor.scrape.extract import Extraction, ExtractionRules, _utf8_or_decoded
 from monitor.scrape.fetch import extraction_rules
 from monitor.scrape.price import parse_price_detail
 from monitor.scrape.probe import Source, override_rules
@@ -122,7 +123,7 @@ def _describe(node: LexborNode) -> str:
 
 def _shows(node: LexborNode, target: Decimal, rules: ExtractionRules) -> str | None:
     """The element's price text when it reads as `target`, else None."""
-    text = _price_text(node, rules.decimal_separator).strip()
+    text = price_text(node, rules.decimal_separator).strip()
     if not text or len(text) > MAX_TEXT:
         return None
     detail = parse_price_detail(text, decimal_separator=rules.decimal_separator, default_currency=rules.currency)
@@ -279,5 +280,5 @@ def candidate_texts(source: Source, rules: ExtractionRules, extraction: Extracti
         index = candidate.source.rpartition(" #")[2]
         position = int(index) - 1 if index.isdigit() else 0
         node = nodes[position] if 0 <= position < len(nodes) else None
-        texts.append(_price_text(node, rules.decimal_separator).strip()[:200] if node is not None else None)
+        texts.append(price_text(node, rules.decimal_separator).strip()[:200] if node is not None else None)
     return texts

@@ -46,6 +46,45 @@ _SHARED_SYMBOLS: dict[str, tuple[str | None, frozenset[str]]] = {
     "Kr": (None, frozenset({"SEK", "NOK", "DKK", "ISK"})),
     "Rs": (None, frozenset({"INR", "PKR", "LKR", "NPR", "MUR"})),
     "Rs.": (None, frozenset({"INR", "PKR", "LKR", "NPR", "MUR"})),
+    # Russian and Belarusian roubles are both written "р." and "руб."
+    "р.": ("RUB", frozenset({"RUB", "BYN"})),
+    "руб": ("RUB", frozenset({"RUB", "BYN"})),
+    "руб.": ("RUB", frozenset({"RUB", "BYN"})),
+    "Br": ("BYN", frozenset({"BYN", "ETB"})),
+    "£": ("GBP", frozenset({"GBP", "EGP", "GIP", "FKP", "SHP", "LBP", "SYP", "SSP"})),
+    "lei": ("RON", frozenset({"RON", "MDL"})),
+    "₩": ("KRW", frozenset({"KRW", "KPW"})),
+    "원": ("KRW", frozenset({"KRW", "KPW"})),
+}
+_SHARED_SYMBOLS_FOLDED = {symbol.casefold(): entry for symbol, entry in _SHARED_SYMBOLS.items()}
+
+# Symbols price-parser does not find in text at all; looked for first, as whole words.
+_EXTRA_SYMBOLS: dict[str, str] = {
+    "б.р.": "BYN",
+    "бел. руб.": "BYN",
+    "бел.руб.": "BYN",
+    "тг.": "KZT",
+    "тг": "KZT",
+    "тңг.": "KZT",
+    "Kn": "HRK",
+    "KN": "HRK",
+}
+_EXTRA_SYMBOL = re.compile(
+    r"(?<!\w)(" + "|".join(re.escape(s) for s in sorted(_EXTRA_SYMBOLS, key=len, reverse=True)) + r")(?![^\W\d_])"
+)
+
+# Codes pages still use for currencies that were renamed or redenominated: a page that says RUR
+# or BYR today means the current rouble.
+_LEGACY_CODES: dict[str, str] = {
+    "RUR": "RUB",
+    "BYR": "BYN",
+    "TRL": "TRY",
+    "ROL": "RON",
+    "GHC": "GHS",
+    "ZMK": "ZMW",
+    "MZM": "MZN",
+    "RMB": "CNY",
+    "NIS": "ILS",
 }
 
 # Symbols whose meaning is settled by usage even though price-parser's tables list them for
@@ -79,8 +118,6 @@ _KNOWN_SYMBOLS: dict[str, str] = {
     "₽": "RUB",
     "руб": "RUB",
     "руб.": "RUB",
-    "р.": "RUB",
-    "₩": "KRW",
     "₺": "TRY",
     "₪": "ILS",
     "฿": "THB",
@@ -121,6 +158,8 @@ _SYMBOL_TABLE_FOLDED = {symbol.casefold(): code for symbol, code in _SYMBOL_TABL
 
 # price-parser reads words like "free" as 0; a price we report must have come from a digit.
 _HAS_DIGIT = re.compile(r"\d")
+# The extra symbols are all non-ASCII but "Kn": a cheap test spares the regex on "$19.99".
+_NON_ASCII_OR_KN = re.compile(r"[^\x00-\x7f]|Kn|KN")
 # Thin, narrow no-break and figure spaces are digit-group separators in several locales;
 # price-parser handles the plain no-break space, so fold the rest into it.
 _EXOTIC_SPACES = str.maketrans({"\u2009": "\u00a0", "\u202f": "\u00a0", "\u2007": "\u00a0", "\u200a": "\u00a0"})
@@ -140,16 +179,22 @@ def normalize_currency(value: str | None) -> str | None:
         return None
     value = value.strip()
     upper = value.upper()
+    if upper in _LEGACY_CODES:
+        return _LEGACY_CODES[upper]
     if upper in _ISO_CODES:
         return upper
-    shared = _SHARED_SYMBOLS.get(value)
+    shared = _SHARED_SYMBOLS.get(value) or _SHARED_SYMBOLS_FOLDED.get(value.casefold())
     if shared is not None:
         return shared[0]
+    extra = _EXTRA_SYMBOLS.get(value)
+    if extra is not None:
+        return extra
     return _SYMBOL_TABLE.get(value) or _SYMBOL_TABLE_FOLDED.get(value.casefold())
 
 
 def _currency_from_symbol(symbol: str, default_currency: str | None) -> str | None:
-    shared = _SHARED_SYMBOLS.get(symbol)
+    # The configured currency settles a symbol several currencies share ("р." with BYN is BYN).
+    shared = _SHARED_SYMBOLS.get(symbol) or _SHARED_SYMBOLS_FOLDED.get(symbol.casefold())
     if shared is not None:
         customary, possible = shared
         if default_currency in possible:
@@ -182,7 +227,11 @@ def parse_price_detail(
     if amount is None or not amount.is_finite() or amount < 0:
         return None
     amount = check_money(amount, what="price")
-    currency = _currency_from_symbol(parsed.currency, default_currency) if parsed.currency else None
+    extra = _EXTRA_SYMBOL.search(text) if _NON_ASCII_OR_KN.search(text) else None
+    if extra is not None:
+        currency: str | None = _EXTRA_SYMBOLS[extra.group(1)]
+    else:
+        currency = _currency_from_symbol(parsed.currency, default_currency) if parsed.currency else None
     if currency is not None:
         return amount, currency, True
     return amount, normalize_currency(default_currency), False

@@ -63,6 +63,18 @@ PRICE_TABLE = [
     ("£7.50", None, "EUR", D("7.50"), "GBP"),
     ("$.75", None, None, D(".75"), "USD"),
     ("1299", None, None, D("1299"), None),
+    # the configured currency settles symbols several currencies share
+    ("352,00 р.", None, "BYN", D("352.00"), "BYN"),
+    ("352,00 р.", None, None, D("352.00"), "RUB"),
+    ("1 299 руб.", None, "BYN", D("1299"), "BYN"),
+    ("£5", None, "EGP", D("5"), "EGP"),
+    # symbols price-parser does not map (or find) by itself
+    ("352,00 б.р.", None, None, D("352.00"), "BYN"),
+    ("352,00 б.р.", None, "RUB", D("352.00"), "BYN"),
+    ("15 000 원", None, None, D("15000"), "KRW"),
+    ("12 500 тг.", None, None, D("12500"), "KZT"),
+    ("129,99 Kn", None, None, D("129.99"), "HRK"),
+    ("Knife set 129,99", None, "EUR", D("129.99"), "EUR"),
 ]
 
 
@@ -116,6 +128,13 @@ def test_bad_decimal_separator_is_a_programming_error() -> None:
         ("R$", "BRL"),
         ("Kč", "CZK"),
         ("kr", None),
+        # legacy codes still on pages mean today's currency
+        ("RUR", "RUB"),
+        ("rur", "RUB"),
+        ("BYR", "BYN"),
+        ("TRL", "TRY"),
+        ("Kn", "HRK"),
+        ("тг.", "KZT"),
         ("XXX", None),
         ("dollars?", None),
         ("", None),
