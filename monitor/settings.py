@@ -207,6 +207,11 @@ class ScrapeSettings(Section):
     batch_size: int = Field(500, ge=1, description="Listings per batch; each batch commits on its own.")
     workers: int = Field(0, ge=0, le=64, description="Worker processes for a sweep; 0 means one per CPU core.")
     max_connections: int = Field(512, ge=1, description="Requests in flight across all competitors per worker.")
+    lease_ttl: Duration = Field(
+        timedelta(seconds=60),
+        ge=timedelta(seconds=1),
+        description="How long a sweep's claim on a competitor lasts unless its heartbeat renews it.",
+    )
 
 
 class SchedulerSettings(Section):

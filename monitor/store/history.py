@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.util import AliasedClass
 
+from monitor.store.database import begin_write
 from monitor.store.models import Listing, PriceHistory
 
 #: outcomes of a check that saw the page as it should be
@@ -111,12 +112,19 @@ def record_checks(
             raise ValueError(f"unknown check outcome {result.outcome!r} for listing {result.listing_id}")
 
     postgresql = session.connection().dialect.name == "postgresql"
-    ids = [r.listing_id for r in results]
-    listing_rows = session.execute(
-        select(Listing.id, Listing.latest_history_id, Listing.consecutive_failures, Listing.last_success_at).where(
-            _among(Listing.id, ids, postgresql)
-        )
-    ).all()
+    ids = sorted({r.listing_id for r in results})
+    # What is compared with must stay as read until this batch commits, or two writers racing on a
+    # listing would both add the same new state and each point the listing at its own row. So the
+    # listings are read under a lock: their rows on PostgreSQL (in id order, so two batches never
+    # wait for each other in a circle; NO KEY, so history rows may still refer to them), the
+    # database's one write lock on SQLite (taken before reading, not when the first write comes).
+    begin_write(session)
+    listing_query = select(
+        Listing.id, Listing.latest_history_id, Listing.consecutive_failures, Listing.last_success_at
+    ).where(_among(Listing.id, ids, postgresql))
+    if postgresql:
+        listing_query = listing_query.order_by(Listing.id).with_for_update(key_share=True)
+    listing_rows = session.execute(listing_query).all()
     latest_id = {row.id: row.latest_history_id for row in listing_rows}
     failures = {row.id: row.consecutive_failures for row in listing_rows}
     last_success = {row.id: row.last_success_at for row in listing_rows}
