@@ -224,7 +224,9 @@ def record_checks(
             "last_error": None if success else (result.error or outcome)[:500],
         }
         if success:
-            update_row["last_success_at"] = result.checked_at
+            # Never backwards: a writer that lost a race may carry an older check than the one stored.
+            before = last_success[result.listing_id]
+            update_row["last_success_at"] = result.checked_at if before is None else max(before, result.checked_at)
         if result.etag is not None or result.last_modified is not None or outcome == "changed":
             update_row["etag"] = result.etag
             update_row["last_modified"] = result.last_modified
