@@ -109,8 +109,10 @@ def write_world(
         for name in listings
     )
     config = tmp_path / "pricemon.toml"
+    if "workers" not in scrape:
+        scrape += "\nworkers = 1"
     config.write_text(
-        f'database_url = "{database_url}"\n\n[scrape]\nretries = 0\ntimeout = "10s"\nworkers = 1\n{scrape}\n'
+        f'database_url = "{database_url}"\n\n[scrape]\nretries = 0\ntimeout = "10s"\n{scrape}\n'
         f'[scheduler]\ngrace_period = "10s"\ndatabase_retry_max = "1s"\n{scheduler}\n{blocks}',
         encoding="utf-8",
     )
