@@ -24,15 +24,22 @@ from monitor.settings import redact_url
 logger = logging.getLogger(__name__)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the report and `pricemon status` read while a sweep writes; the busy timeout
-    # turns short lock waits into waits instead of errors.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+#: how long an SQLite statement waits for another process's lock, unless the URL says `?timeout=S`
+SQLITE_BUSY_SECONDS = 30.0
+
+
+def _sqlite_pragmas(busy_seconds: float) -> Any:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the report and `pricemon status` read while a sweep writes; the busy timeout
+        # turns short lock waits into waits instead of errors.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
+        cursor.close()
+
+    return set_pragmas
 
 
 def make_engine(url: str) -> Engine:
@@ -55,7 +62,11 @@ def make_engine(url: str) -> Engine:
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
         raise DatabaseError(f"cannot use database URL {redact_url(url)!r}: {error}") from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            busy = float(parsed.query.get("timeout", SQLITE_BUSY_SECONDS))  # type: ignore[arg-type]
+        except ValueError:
+            raise DatabaseError(f"database URL {redact_url(url)!r}: timeout must be a number of seconds") from None
+        event.listen(engine, "connect", _sqlite_pragmas(busy))
     return engine
 
 
