@@ -181,3 +181,33 @@ def test_a_lease_of_a_dead_process_on_this_machine_is_free_at_once(tmp_path, sho
     result = pricemon(config, "scrape", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["checked"] == 2
+
+
+def test_a_lost_lease_stops_its_holder(database_url) -> None:
+    from sqlalchemy import update
+
+    from monitor.store.database import open_store
+    from monitor.store.leases import Holder, LeaseKeeper, lease_of, try_acquire
+    from monitor.store.models import SweepLease
+
+    store = open_store(database_url, migrate=True)
+    lost = threading.Event()
+    stalled = Holder(run_id=1, host="machine-a", pid=10)
+    other = Holder(run_id=2, host="machine-b", pid=20)
+    keeper = LeaseKeeper(store, stalled, timedelta(seconds=1), on_lost=lambda _name: lost.set())
+    try:
+        assert keeper.acquire(["alpha"]) == {}
+        assert keeper.held == ["alpha"]
+        # The holder stalled past its expiry (its heartbeat did not get through) and another
+        # sweep took the competitor over, all in one transaction so no heartbeat slips between.
+        with store.session() as session:
+            session.execute(update(SweepLease).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+            assert try_acquire(session, "alpha", other, timedelta(minutes=1)).holder == other.id
+        assert lost.wait(10), "the heartbeat did not notice the lease was taken over"
+        assert keeper.held == []
+    finally:
+        keeper.release()
+    with store.session() as session:
+        lease = lease_of(session, "alpha")
+        assert lease is not None and lease.holder == other.id  # releasing did not free the new holder's lease
+    store.dispose()
