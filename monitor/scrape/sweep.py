@@ -191,7 +191,8 @@ def _sweep_leased(
     shards = _shards(totals, min(workers, len(totals))) if totals else []
     job = _Job(settings, run_id, tuple(skus), due_only, now, logging.getLogger().getEffectiveLevel(), os.getpid())
     if not held:
-        status, error = "skipped", None
+        # Stopped while waiting for a lease is an interruption, not another sweep's doing.
+        status, error = ("interrupted" if flag.is_set() else "skipped"), None
     elif len(shards) <= 1 or tally.total < SMALL_SWEEP:
         status, error = _run_inline(job, list(totals), flag, tally)
     else:
