@@ -17,7 +17,15 @@ WORLD = {"alpha": 300, "beta": 300}
 
 
 def _workers(pid: int) -> list[psutil.Process]:
-    return [child for child in psutil.Process(pid).children(recursive=True) if "python" in child.name().lower()]
+    """The sweep's worker processes (multiprocessing's spawned children, not its resource tracker)."""
+    workers = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                workers.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return workers
 
 
 def _gone(process: psutil.Process) -> bool:
@@ -47,7 +55,7 @@ def test_a_signal_stops_scrape_gracefully(tmp_path, shop, sqlite_url, signum) ->
     assert summary["status"] == "interrupted"
     assert "Traceback" not in log.read_text()
     # The workers finished their batches and left with the parent; nothing fetches any more.
-    assert all(_gone(worker) for worker in workers)
+    wait_for(lambda: all(_gone(worker) for worker in workers), "the workers to be gone", timeout=5)
     time.sleep(1.5)
     assert shop.requests_since(exited) == 0
     assert shop.total < sum(WORLD.values())
