@@ -404,15 +404,23 @@ def history_command(app: App, sku: str, as_json: bool) -> None:
 @click.option("--competitor", "competitors", multiple=True, help="Only this competitor (repeatable).")
 @click.option("--sku", "skus", multiple=True, help="Only listings of this SKU (repeatable).")
 @click.option("--due-only", is_flag=True, help="Only listings whose next check is due.")
+@click.option("--wait", is_flag=True, help="Wait for competitors another sweep holds instead of skipping them.")
 @json_option
 @pass_app
 def scrape_command(
-    app: App, competitors: tuple[str, ...], skus: tuple[str, ...], due_only: bool, as_json: bool
+    app: App, competitors: tuple[str, ...], skus: tuple[str, ...], due_only: bool, wait: bool, as_json: bool
 ) -> None:
-    """Run one sweep now: fetch, read and store the listings' prices, then print a summary."""
+    """Run one sweep now: fetch, read and store the listings' prices, then print a summary.
+
+    \b
+    A competitor another sweep is sweeping (another `scrape`, the daemon, on any machine) is
+    skipped, naming the run that holds it; --wait waits for it instead. SIGTERM/SIGINT: start
+    nothing new, let batches in flight commit (scheduler.grace_period), close the run as
+    interrupted, exit 143/130; a second signal stops at once.
+    """
     import time
 
-    from monitor.scrape.sweep import run_sweep
+    from monitor.scrape.sweep import SignalStop, run_sweep
 
     app.store()  # migrate (SQLite) or refuse (others) before any worker starts
     if skus:
@@ -424,6 +432,8 @@ def scrape_command(
         if unknown:
             listed = ", ".join(map(repr, unknown))
             raise NotFoundError(f"unknown SKU(s) {listed} (not in the catalogue; see `pricemon products`)")
+    stop = SignalStop.install()
+    app.cleanups.append(stop.restore)
     err = Console(stderr=True)
     show_progress = not as_json and err.is_terminal
     if show_progress:
@@ -445,10 +455,15 @@ def scrape_command(
                 bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}", errors=errors)
 
             summary = run_sweep(
-                app.settings, competitors=competitors or None, skus=skus, due_only=due_only, progress=report
+                app.settings, competitors=competitors or None, skus=skus, due_only=due_only, progress=report,
+                stop=stop, wait=wait,
             )
     else:
-        summary = run_sweep(app.settings, competitors=competitors or None, skus=skus, due_only=due_only)
+        summary = run_sweep(
+            app.settings, competitors=competitors or None, skus=skus, due_only=due_only, stop=stop, wait=wait
+        )
+    for name, holder in summary.skipped.items():
+        click.echo(f"pricemon: skipped {name}: it is being swept by {holder}", err=True)
     if app.settings.alerts and summary.run_id is not None:
         # A manual sweep raises the same alerts as the daemon's; channel problems are kept for a retry.
         from monitor.alerts import after_sweep
@@ -460,6 +475,8 @@ def scrape_command(
         _print_sweep(summary)
     if summary.status == "failed":
         raise PricemonError(f"sweep {summary.run_id} failed: {summary.error}")
+    if stop.signum:
+        raise click.exceptions.Exit(128 + stop.signum)
 
 
 def _print_sweep(summary: Any) -> None:

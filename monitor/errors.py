@@ -4,6 +4,7 @@
     ├── ConfigError               the config file or environment (file, key path, what was expected)
     ├── ImportDataError           a CSV import; carries every bad row as `FILE:LINE: field: problem`
     ├── DatabaseError             the database cannot be reached, or its schema is not pricemon's
+    │   └── DatabaseUnavailableError  down, restarting or locked: waiting may help (the daemon retries)
     ├── NotFoundError             a SKU, competitor, suggestion ... that does not exist
     ├── ExtractionError           a page yielded no trustworthy price (`pricemon extract`)
     ├── FetchError                a page could not be fetched
@@ -41,6 +42,10 @@ class ImportDataError(PricemonError):
 
 class DatabaseError(PricemonError):
     """The database is unreachable or not in the expected state."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database is unavailable for now (down, restarting, locked); retrying may succeed."""
 
 
 class NotFoundError(PricemonError):

@@ -344,6 +344,12 @@ class ScrapeSettings(Section):
         check_header("User-Agent", value)
         return value
 
+    lease_ttl: Duration = Field(
+        timedelta(seconds=60),
+        ge=timedelta(seconds=1),
+        description="How long a sweep's claim on a competitor lasts unless its heartbeat renews it.",
+    )
+
 
 class SchedulerSettings(Section):
     grace_period: Duration = Field(

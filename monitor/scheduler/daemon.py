@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from monitor.errors import ConfigError, DatabaseError, PricemonError
+from monitor.errors import ConfigError, DatabaseError, DatabaseUnavailableError, PricemonError
 from monitor.scheduler.metrics import DaemonMetrics
 from monitor.settings import Competitor, Settings, redact_url
 from monitor.store.database import Store, open_store
@@ -171,15 +171,9 @@ class Daemon:
         """Open the store and start the jobs; `run` does this and then waits for signals."""
         if self._sweep is None:
             self._sweep = _load_sweep()
-        # Same rule as every command: SQLite is migrated in place, other databases must have been
-        # upgraded with `pricemon db upgrade`, otherwise the daemon refuses to start.
-        self._store = open_store(self.settings.database_url)
-        from monitor.store.status import close_abandoned_runs
-
-        with self._store.session() as session:
-            abandoned = close_abandoned_runs(session)
-        if abandoned:
-            logger.warning("closed %d sweep(s) left running by a previous daemon as interrupted", abandoned)
+        self._store = self._open_store()
+        if self._store is None:
+            return  # stopped while waiting for the database
 
         if self.settings.scheduler.metrics_port:
             self.metrics = DaemonMetrics()
@@ -215,6 +209,46 @@ class Daemon:
             logger.warning("no enabled competitors in the config: nothing will be checked")
         self._update_freshness()
 
+    def _open_store(self) -> Store | None:
+        """Open the database, waiting with backoff while it is down or locked (each attempt is
+        logged); a database that waiting cannot fix (read-only, unknown schema) ends the start.
+
+        Same rule as every command: SQLite is migrated in place, other databases must have been
+        upgraded with `pricemon db upgrade`, otherwise the daemon refuses to start.
+        """
+        from monitor.store.database import database_error
+        from monitor.store.runs import close_abandoned_runs
+
+        delay = FIRST_RETRY_SECONDS
+        attempt = 0
+        while self._stop_signal is None:
+            attempt += 1
+            store: Store | None = None
+            try:
+                store = open_store(self.settings.database_url)
+                with store.session() as session:
+                    close_abandoned_runs(session, lease_ttl=self.settings.scrape.lease_ttl)
+                return store
+            except (DatabaseUnavailableError, OperationalError, PoolTimeoutError) as exc:
+                if store is not None:
+                    store.dispose()
+                error = exc if isinstance(exc, DatabaseError) else database_error(exc, "cannot start")
+                if not isinstance(error, DatabaseUnavailableError):
+                    raise error from None
+                retry_max = self.settings.scheduler.database_retry_max.total_seconds()
+                delay = min(delay, retry_max)
+                logger.warning(
+                    "database unavailable at start (attempt %d: %s); retrying in %gs",
+                    attempt,
+                    _one_line(error),
+                    delay,
+                    extra={"attempt": attempt, "retry_in": delay},
+                )
+                self._wake.wait(delay)
+                self._wake.clear()
+                delay = min(delay * 2, retry_max)
+        return None
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         # Only flags here: the work happens in the main loop, outside the signal handler.
         if signum == signal.SIGHUP:
@@ -249,7 +283,7 @@ class Daemon:
             )
             # A big sweep shards into worker processes; stop ours, their open batch rolls back.
             for child in multiprocessing.active_children():
-                child.terminate()
+                child.kill()  # sweep workers ignore SIGTERM: their parent owns their stop
             for handler in logging.getLogger().handlers:
                 handler.flush()
             # Worker threads of a stuck sweep are not daemon threads; the interpreter would wait
@@ -432,6 +466,15 @@ class Daemon:
                 continue
             except ConfigError as exc:
                 logger.error("competitor %s: sweep refused: %s", name, exc, extra={"competitor": name})
+                return
+            if name in getattr(summary, "skipped", {}):
+                # Another process (a `pricemon scrape`, another daemon) sweeps it; next time, then.
+                logger.info(
+                    "competitor %s: skipped: being swept by %s",
+                    name,
+                    summary.skipped[name],
+                    extra={"competitor": name, "run_id": summary.run_id},
+                )
                 return
             self._sweep_done(name, summary, time.monotonic() - started)
             return

@@ -10,12 +10,14 @@ the `ScrapeRun` and adds up what the workers report over a queue.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import multiprocessing
 import os
 import queue as queue_module
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -32,8 +34,9 @@ from monitor.settings import Settings, redact_url
 from monitor.store.catalog import count_sweep_targets, sweep_targets
 from monitor.store.database import Store, open_store
 from monitor.store.history import FAILURE_OUTCOMES, CheckResult, RecordResult, record_batch
+from monitor.store.leases import Holder, LeaseInfo, LeaseKeeper
 from monitor.store.models import utcnow
-from monitor.store.runs import finish_run, start_run
+from monitor.store.runs import close_abandoned_runs, finish_run, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +61,15 @@ class StopFlag(Protocol):
 @dataclass
 class SweepSummary:
     run_id: int | None
-    status: str  # "finished" | "interrupted" | "failed"
+    status: str  # "finished" | "interrupted" | "failed" | "skipped" (every competitor held elsewhere)
     seconds: float
     competitors: dict[str, dict[str, int | float]]  # {name: {outcome: n, ..., "seconds": s}}
     checked: int
     changed: int
     failed: int
     error: str | None = field(default=None)
+    #: competitors another sweep held: {name: which run holds it, where, until when}
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """What `pricemon scrape --json` prints."""
@@ -78,6 +83,7 @@ class SweepSummary:
             "pages_per_second": round(self.checked / self.seconds, 1) if self.seconds > 0 else None,
             "error": self.error,
             "competitors": self.competitors,
+            "skipped": self.skipped,
         }
 
 
@@ -111,49 +117,170 @@ def run_sweep(
     due_only: bool = False,
     due_by: datetime | None = None,
     trigger: str = "cli",
-    stop: threading.Event | None = None,
+    stop: StopFlag | None = None,
     progress: Progress | None = None,
+    wait: bool = False,
 ) -> SweepSummary:
     """competitors=None -> all enabled ones. progress(done, total, errors). When `stop` is set: start
     nothing new, let batches in flight commit, return status "interrupted". Raises
     monitor.errors.DatabaseError if the database is unusable (the daemon retries), ConfigError for
-    unknown competitor names. A due-only sweep takes the listings due by `due_by` (default: now)."""
+    unknown competitor names. A due-only sweep takes the listings due by `due_by` (default: now).
+
+    Each competitor is swept under its lease (monitor.store.leases): one that another sweep holds
+    is skipped and named in `SweepSummary.skipped`, or waited for with `wait=True`.
+    """
     names = _resolve_competitors(settings, competitors)
     if any(c.render == "browser" for c in settings.competitors if c.name in names):
         from monitor.scrape.render import check_browser
 
         check_browser(settings.scrape.browser_executable)  # before the run is opened, not per listing
     started = time.perf_counter()
-    now = due_by or utcnow()
     store = open_store(settings.database_url)
+    ttl = settings.scrape.lease_ttl
     try:
         try:
             with store.session() as session:
-                totals: Counter[str] = Counter(
-                    count_sweep_targets(session, competitors=names, skus=list(skus), due_only=due_only, now=now)
-                )
+                close_abandoned_runs(session, lease_ttl=ttl)
                 run_id = start_run(session, trigger=trigger, competitors=names)
         except SQLAlchemyError as exc:
             raise DatabaseError(f"cannot start a sweep on {redact_url(settings.database_url)}: {exc}") from None
-        tally = _Tally(names, sum(totals.values()), progress)
-        workers = settings.scrape.workers or os.cpu_count() or 1
-        shards = _shards(totals, min(workers, len(totals))) if totals else []
-        job = _Job(settings, run_id, tuple(skus), due_only, now, logging.getLogger().getEffectiveLevel())
-        if len(shards) <= 1 or tally.total < SMALL_SWEEP:
-            status, error = _run_inline(job, list(totals), stop, tally)
-        else:
-            status, error = _run_processes(job, shards, stop, tally)
-        seconds = time.perf_counter() - started
+        lost = threading.Event()
+        flag = _EitherFlag(stop, lost)
+        keeper = LeaseKeeper(store, Holder.this_process(run_id), ttl, on_lost=lambda _name: lost.set())
         try:
-            with store.session() as session:
-                finish_run(session, run_id, counts=tally.counts, status=status, error=error)
-        except SQLAlchemyError as exc:
-            raise DatabaseError(f"cannot close sweep {run_id}: {exc}") from None
-        if status == "failed" and error and error.startswith("database:"):
-            raise DatabaseError(error.removeprefix("database:").strip())
-        return tally.summary(run_id, status, seconds, error)
+            return _sweep_leased(
+                settings, store, keeper, run_id, names, skus, due_only, due_by, flag, progress, wait, started
+            )
+        finally:
+            keeper.release()
     finally:
         store.dispose()
+
+
+def _sweep_leased(
+    settings: Settings,
+    store: Store,
+    keeper: LeaseKeeper,
+    run_id: int,
+    names: list[str],
+    skus: Sequence[str],
+    due_only: bool,
+    due_by: datetime | None,
+    flag: _EitherFlag,
+    progress: Progress | None,
+    wait: bool,
+    started: float,
+) -> SweepSummary:
+    def waiting(lease: LeaseInfo) -> None:
+        logger.warning("sweep %d: waiting for %s: it is being swept by %s", run_id, lease.competitor, lease.describe())
+
+    try:
+        others = keeper.acquire(names, wait=wait, stop=flag, on_wait=waiting)
+    except SQLAlchemyError as exc:
+        _close_quietly(store, run_id, "failed", f"database: {exc}", names)
+        raise DatabaseError(f"cannot take the sweep leases on {redact_url(settings.database_url)}: {exc}") from None
+    skipped = {name: lease.describe() for name, lease in others.items()}
+    for name, why in skipped.items():
+        logger.warning(
+            "sweep %d: skipping %s: it is being swept by %s", run_id, name, why, extra={"competitor": name}
+        )
+    held = [name for name in names if name not in skipped]
+    now = due_by or utcnow()
+    try:
+        with store.session() as session:
+            totals: Counter[str] = Counter(
+                count_sweep_targets(session, competitors=held, skus=list(skus), due_only=due_only, now=now)
+            ) if held else Counter()
+    except SQLAlchemyError as exc:
+        _close_quietly(store, run_id, "failed", f"database: {exc}", held)
+        raise DatabaseError(f"cannot start a sweep on {redact_url(settings.database_url)}: {exc}") from None
+    tally = _Tally(held, sum(totals.values()), progress)
+    workers = settings.scrape.workers or os.cpu_count() or 1
+    shards = _shards(totals, min(workers, len(totals))) if totals else []
+    job = _Job(settings, run_id, tuple(skus), due_only, now, logging.getLogger().getEffectiveLevel(), os.getpid())
+    if not held:
+        # Stopped while waiting for a lease is an interruption, not another sweep's doing.
+        status, error = ("interrupted" if flag.is_set() else "skipped"), None
+    elif len(shards) <= 1 or tally.total < SMALL_SWEEP:
+        status, error = _run_inline(job, list(totals), flag, tally)
+    else:
+        status, error = _run_processes(job, shards, flag, tally)
+    if status == "finished" and flag.lost.is_set():
+        status, error = "interrupted", "a lease was lost: another sweep took a competitor over"
+    seconds = time.perf_counter() - started
+    notes = "; ".join(f"skipped {name}: being swept by {why}" for name, why in skipped.items())
+    stored_error = "; ".join(part for part in (error, notes) if part) or None
+    try:
+        with store.session() as session:
+            finish_run(session, run_id, counts=tally.counts, status=status, error=stored_error, competitors=held)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot close sweep {run_id}: {exc}") from None
+    if status == "failed" and error and error.startswith("database:"):
+        raise DatabaseError(error.removeprefix("database:").strip())
+    return tally.summary(run_id, status, seconds, error, skipped)
+
+
+def _close_quietly(store: Store, run_id: int, status: str, error: str, names: list[str]) -> None:
+    """Close a run that could not start; if even that fails, a later sweep closes it as abandoned."""
+    try:
+        with store.session() as session:
+            finish_run(session, run_id, counts={}, status=status, error=error[:2000], competitors=names)
+    except SQLAlchemyError:
+        logger.debug("cannot close run %d either", run_id, exc_info=True)
+
+
+class _EitherFlag:
+    """Set when the caller's stop flag is, or when a lease was lost (stop this sweep, not the caller)."""
+
+    def __init__(self, stop: StopFlag | None, lost: threading.Event) -> None:
+        self.stop = stop
+        self.lost = lost
+
+    def is_set(self) -> bool:
+        return self.lost.is_set() or (self.stop is not None and self.stop.is_set())
+
+
+class SignalStop:
+    """SIGTERM and SIGINT as the stop flag of a sweep run from the command line.
+
+    The first signal takes the daemon's graceful path: nothing new starts, batches in flight
+    commit, the run is closed as interrupted and the leases are given back. A second one ends
+    the process at once (workers are killed; the run is closed as abandoned by the next sweep).
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    @classmethod
+    def install(cls) -> SignalStop:
+        stop = cls()
+        if threading.current_thread() is threading.main_thread():  # only there can Python set handlers
+            for signum in cls.SIGNALS:
+                stop._previous[signum] = signal.signal(signum, stop._handle)
+        return stop
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.signum:
+            logger.warning("%s again: stopping now", name)
+            for child in multiprocessing.active_children():
+                child.kill()
+            os._exit(128 + signum)
+        self.signum = signum
+        self._event.set()
+        logger.warning("%s: stopping the sweep; batches in flight commit (send it again to stop at once)", name)
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
 
 
 # -- the parent's bookkeeping ----------------------------------------------------------------------
@@ -183,7 +310,9 @@ class _Tally:
                 counts[outcome] = int(counts.get(outcome, 0)) + n
             counts["seconds"] = round(seconds, 3)
 
-    def summary(self, run_id: int, status: str, seconds: float, error: str | None) -> SweepSummary:
+    def summary(
+        self, run_id: int, status: str, seconds: float, error: str | None, skipped: dict[str, str]
+    ) -> SweepSummary:
         checked = changed = failed = 0
         for values in self.counts.values():
             for outcome, n in values.items():
@@ -192,7 +321,7 @@ class _Tally:
                 checked += int(n)
                 changed += int(n) if outcome == "changed" else 0
                 failed += int(n) if outcome in FAILURE_OUTCOMES else 0
-        return SweepSummary(run_id, status, seconds, self.counts, checked, changed, failed, error)
+        return SweepSummary(run_id, status, seconds, self.counts, checked, changed, failed, error, skipped)
 
 
 @dataclass(frozen=True)
@@ -205,6 +334,8 @@ class _Job:
     due_only: bool
     now: datetime
     log_level: int = logging.WARNING
+    #: the sweeping process: a worker whose parent is no longer this pid exits
+    parent_pid: int = 0
 
 
 def _run_inline(job: _Job, names: list[str], stop: StopFlag | None, tally: _Tally) -> tuple[str, str | None]:
@@ -229,12 +360,29 @@ def _run_processes(job: _Job, shards: list[list[str]], stop: StopFlag | None, ta
     for process in processes:
         process.start()
     logger.info("sweep %d: %d worker processes for %d competitors", job.run_id, len(processes), sum(map(len, shards)))
+    grace = job.settings.scheduler.grace_period.total_seconds()
+    stopping_since: float | None = None
     statuses: list[tuple[str, str | None]] = []
     try:
         while len(statuses) < len(processes):
             try:
-                if stop is not None and stop.is_set():
+                if stopping_since is None and stop is not None and stop.is_set():
+                    # Workers start nothing new; their batches in flight still commit.
                     mp_stop.set()
+                    stopping_since = time.monotonic()
+                if stopping_since is not None and time.monotonic() - stopping_since > grace:
+                    alive = [p for p in processes if p.is_alive()]
+                    logger.warning(
+                        "sweep %d: grace period of %gs over; stopping %d worker process(es) now (their "
+                        "uncommitted batch is rolled back and checked again by the next sweep)",
+                        job.run_id,
+                        grace,
+                        len(alive),
+                    )
+                    for process in alive:
+                        process.kill()
+                    statuses += [("interrupted", None)] * (len(processes) - len(statuses))
+                    break
                 try:
                     message = messages.get(timeout=0.2)
                 except queue_module.Empty:
@@ -243,8 +391,9 @@ def _run_processes(job: _Job, shards: list[list[str]], stop: StopFlag | None, ta
                         statuses += [("failed", "a worker process died")] * missing
                     continue
             except KeyboardInterrupt:
-                # Ctrl-C: workers ignore SIGINT; they finish their batches in flight and report.
+                # Ctrl-C without the CLI's handlers: the same graceful stop.
                 mp_stop.set()
+                stopping_since = stopping_since or time.monotonic()
                 continue
             if message[0] == "done":
                 statuses.append((message[1], message[2]))
@@ -254,7 +403,9 @@ def _run_processes(job: _Job, shards: list[list[str]], stop: StopFlag | None, ta
         for process in processes:
             process.join(timeout=30)
             if process.is_alive():
-                process.terminate()
+                # Workers ignore SIGTERM (the parent owns their stop), so this is SIGKILL.
+                process.kill()
+                process.join(timeout=5)
         messages.close()
     failed = [error for status, error in statuses if status == "failed"]
     if failed:
@@ -266,16 +417,50 @@ def _run_processes(job: _Job, shards: list[list[str]], stop: StopFlag | None, ta
 
 # -- a worker ----------------------------------------------------------------------------------------
 
+#: prctl(2) option: the signal a process gets when the thread that started it ends
+PR_SET_PDEATHSIG = 1
+#: how often a worker checks that its parent is still the process that started it
+PARENT_CHECK_SECONDS = 0.5
+
 
 def _worker_main(job: _Job, names: list[str], stop: StopFlag, messages: Any) -> None:
-    # The parent owns Ctrl-C: it sets `stop`, and batches in flight still commit here.
+    # The parent owns Ctrl-C and SIGTERM: it sets `stop`, and batches in flight still commit here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from monitor.logs import configure_worker_logging
 
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent(job.parent_pid)
     configure_worker_logging(job.log_level, job.settings)
     _tune_gc()
     status, error = _run_shard(job, names, stop, messages.put)
     messages.put(("done", status, error))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when the sweep that started it dies, however it dies (even by SIGKILL).
+
+    On Linux the kernel sends SIGKILL when the parent ends (PR_SET_PDEATHSIG); everywhere a
+    thread watches for the parent pid to change (the worker was re-parented), which also covers
+    the parent dying before the prctl call. An uncommitted batch is rolled back by the database.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+                logger.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except (OSError, AttributeError):
+            logger.debug("prctl is not available", exc_info=True)
+    if not parent_pid:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def _tune_gc() -> None:

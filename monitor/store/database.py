@@ -13,25 +13,33 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError as AlembicCommandError
 from sqlalchemy import Engine, create_engine, event, exc, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.errors import DatabaseError
+from monitor.errors import DatabaseError, DatabaseUnavailableError
 from monitor.settings import redact_url
 
 logger = logging.getLogger(__name__)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the report and `pricemon status` read while a sweep writes; the busy timeout
-    # turns short lock waits into waits instead of errors.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+#: how long an SQLite statement waits for another process's lock, unless the URL says `?timeout=S`
+SQLITE_BUSY_SECONDS = 30.0
+
+
+def _sqlite_pragmas(busy_seconds: float) -> Any:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the report and `pricemon status` read while a sweep writes; the busy timeout
+        # turns short lock waits into waits instead of errors.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
+        cursor.close()
+
+    return set_pragmas
 
 
 def make_engine(url: str) -> Engine:
@@ -54,7 +62,11 @@ def make_engine(url: str) -> Engine:
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
         raise DatabaseError(f"cannot use database URL {redact_url(url)!r}: {error}") from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            busy = float(parsed.query.get("timeout", SQLITE_BUSY_SECONDS))  # type: ignore[arg-type]
+        except ValueError:
+            raise DatabaseError(f"database URL {redact_url(url)!r}: timeout must be a number of seconds") from None
+        event.listen(engine, "connect", _sqlite_pragmas(busy))
     return engine
 
 
@@ -66,9 +78,27 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(create_engine("sqlite://")))
+
+
 def head_revision() -> str | None:
-    script = ScriptDirectory.from_config(alembic_config(create_engine("sqlite://")))
-    return script.get_current_head()
+    return _scripts().get_current_head()
+
+
+def check_known_revision(revision: str | None, shown: str) -> None:
+    """Refuse a schema at a revision this pricemon has no migration for (a newer pricemon's)."""
+    if revision is None:
+        return
+    try:
+        known = _scripts().get_revision(revision) is not None
+    except AlembicCommandError:
+        known = False
+    if not known:
+        raise DatabaseError(
+            f"{shown}: the schema is at revision {revision!r}, which this pricemon does not know (it needs "
+            f"{head_revision()}); a newer pricemon probably migrated it: use that one, or restore a backup"
+        )
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -78,13 +108,34 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` through the Alembic migrations."""
-    logger.info("migrating %s to %s", redact_url(str(engine.url)), revision)
-    command.upgrade(alembic_config(engine), revision)
+    shown = redact_url(str(engine.url))
+    check_known_revision(current_revision(engine), shown)
+    logger.info("migrating %s to %s", shown, revision)
+    try:
+        command.upgrade(alembic_config(engine), revision)
+    except AlembicCommandError as error:  # e.g. an unknown target revision
+        raise DatabaseError(f"{shown}: cannot migrate to {revision!r}: {error}") from None
 
 
 def downgrade_to_base(engine: Engine) -> None:
     """Undo every migration (tests and `pricemon db downgrade` only)."""
     command.downgrade(alembic_config(engine), "base")
+
+
+def begin_write(session: Session) -> None:
+    """On SQLite, take the database's write lock now (BEGIN IMMEDIATE), unless this transaction
+    already writes; elsewhere nothing (server databases lock rows instead).
+
+    pysqlite opens a transaction only at the first INSERT/UPDATE/DELETE, so without this what a
+    session reads before writing may be changed by another process before the write. The lock
+    waits for other writers like any write does (busy_timeout).
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    driver = connection.connection.dbapi_connection
+    if driver is not None and not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Store:
@@ -119,6 +170,7 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
     try:
         current = current_revision(engine)
         head = head_revision()
+        check_known_revision(current, shown)
         if current != head:
             if migrate or (migrate is None and engine.dialect.name == "sqlite"):
                 if current is None and _has_foreign_tables(engine):
@@ -135,11 +187,49 @@ def open_store(url: str, *, migrate: bool | None = None) -> Store:
                 )
     except exc.OperationalError as error:
         engine.dispose()
-        raise DatabaseError(f"cannot open database {shown}: {error.orig}") from None
+        raise database_error(error, f"cannot open database {shown}") from None
     except exc.DatabaseError as error:
         engine.dispose()
         raise DatabaseError(f"{shown}: not a usable database: {error.orig}") from None
+    except DatabaseError:
+        engine.dispose()
+        raise
     return Store(engine)
+
+
+# SQLite's messages (it has no error codes in pysqlite 3.11) for what waiting does not change.
+_SQLITE_LASTING = ("readonly", "read-only", "unable to open database file", "not a database", "no such table")
+# PostgreSQL SQLSTATE classes and codes that waiting does not change: bad password or role,
+# no such database, no privilege, read-only transaction (a standby), bad schema objects.
+_POSTGRES_LASTING = ("28", "3D", "42", "25006")
+_READ_ONLY = ("readonly", "read-only", "25006")
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether a database error may go away by waiting (server down, restarting, locked, full)
+    rather than needing a person (read-only, wrong password, no such database or table)."""
+    if isinstance(error, DatabaseUnavailableError | exc.TimeoutError):
+        return True
+    if not isinstance(error, exc.OperationalError | exc.InterfaceError):
+        return False
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate:
+        return not str(sqlstate).startswith(_POSTGRES_LASTING)
+    text = str(orig).lower()
+    return not any(marker in text for marker in _SQLITE_LASTING)
+
+
+def database_error(error: exc.SQLAlchemyError, what: str) -> DatabaseError:
+    """`what` failed because of `error`: a DatabaseUnavailableError when waiting may help."""
+    orig = getattr(error, "orig", None) or error
+    detail = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    if is_outage(error):
+        return DatabaseUnavailableError(f"{what}: {detail}")
+    lowered = f"{detail} {getattr(orig, 'sqlstate', '') or ''}".lower()
+    if any(marker in lowered for marker in _READ_ONLY):
+        return DatabaseError(f"{what}: the database is read-only ({detail}); pricemon needs to write to it")
+    return DatabaseError(f"{what}: {detail}")
 
 
 def _has_foreign_tables(engine: Engine) -> bool:

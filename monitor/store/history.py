@@ -27,6 +27,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.util import AliasedClass
 
 from monitor.money import MoneyRangeError, check_money
+from monitor.store.database import begin_write
 from monitor.store.models import Listing, PriceHistory
 
 logger = logging.getLogger(__name__)
@@ -126,8 +127,14 @@ def record_checks(
             raise ValueError(f"unknown check outcome {result.outcome!r} for listing {result.listing_id}")
 
     postgresql = session.connection().dialect.name == "postgresql"
-    ids = [r.listing_id for r in results]
-    listing_rows = session.execute(
+    ids = sorted({r.listing_id for r in results})
+    # What is compared with must stay as read until this batch commits, or two writers racing on a
+    # listing would both add the same new state and each point the listing at its own row. So the
+    # listings are read under a lock: their rows on PostgreSQL (in id order, so two batches never
+    # wait for each other in a circle; NO KEY, so history rows may still refer to them), the
+    # database's one write lock on SQLite (taken before reading, not when the first write comes).
+    begin_write(session)
+    listing_query = (
         select(
             Listing.id,
             Listing.latest_history_id,
@@ -137,7 +144,10 @@ def record_checks(
         )
         .outerjoin(PriceHistory, PriceHistory.id == Listing.latest_history_id)
         .where(_among(Listing.id, ids, postgresql))
-    ).all()
+    )
+    if postgresql:  # only the listings are locked: the history row is on the outer join's nullable side
+        listing_query = listing_query.order_by(Listing.id).with_for_update(of=Listing, key_share=True)
+    listing_rows = session.execute(listing_query).all()
     latest_id = {row.id: row.latest_history_id for row in listing_rows}
     failures = {row.id: row.consecutive_failures for row in listing_rows}
     last_success = {row.id: row.last_success_at for row in listing_rows}
@@ -240,7 +250,9 @@ def record_checks(
             "last_error": None if success else (error or outcome)[:500],
         }
         if success:
-            update_row["last_success_at"] = result.checked_at
+            # Never backwards: a writer that lost a race may carry an older check than the one stored.
+            before = last_success[result.listing_id]
+            update_row["last_success_at"] = result.checked_at if before is None else max(before, result.checked_at)
         if result.etag is not None or result.last_modified is not None or (
             outcome == "changed" and result.outcome == "observed"
         ):

@@ -243,6 +243,29 @@ class ScrapeRun(Base):
     changed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # The process that runs the sweep, "run:ID@HOST:PID" (see monitor.store.leases); a run still
+    # "running" whose process is gone is closed as interrupted once its leases have expired.
+    holder: Mapped[str | None] = mapped_column(String(255))
+
+
+class SweepLease(Base):
+    """A competitor's sweep lease: at most one process sweeps a competitor at a time, everywhere.
+
+    Taken with one atomic statement, renewed by the holder's heartbeat while it sweeps, released
+    when it is done. A holder that dies stops renewing, so its lease expires and can be taken over.
+    """
+
+    __tablename__ = "sweep_leases"
+
+    competitor: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    # Not a foreign key: a lease may outlive its run's row (a worker of a cluster holds it for a chunk).
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class Suggestion(Base):

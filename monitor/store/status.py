@@ -1,5 +1,5 @@
 """Health of the monitoring: per-competitor freshness, last sweeps and failing listings, as
-`pricemon status` and the daemon's metrics read them; and the daemon's bookkeeping of its runs."""
+`pricemon status` and the daemon's metrics read them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, or_, select, update
+from sqlalchemy import String, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.settings import Competitor as CompetitorConfig
@@ -211,24 +211,8 @@ def count_due(session: Session, competitor: str, *, now: datetime | None = None)
     return session.scalar(query) or 0
 
 
-def close_abandoned_runs(session: Session, *, trigger: str = "daemon") -> int:
-    """Mark runs of `trigger` left "running" by a killed process as interrupted; returns how many.
-
-    Only called when no other process of that trigger can be running (the daemon at start-up),
-    so a run still open then belongs to a process that died without closing it.
-    """
-    result = session.execute(
-        update(ScrapeRun)
-        .where(ScrapeRun.status == "running", ScrapeRun.trigger == trigger)
-        .values(status="interrupted", finished_at=utcnow(), error="the process stopped before the sweep finished")
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 __all__ = [
     "CompetitorStatus",
-    "close_abandoned_runs",
     "competitor_status",
     "count_due",
     "latest_run",

@@ -189,7 +189,7 @@ def test_sigkill_mid_sweep_then_restart_keeps_history_consistent(
     runs = query(db, "SELECT id, status FROM scrape_runs")
     statuses = {run_id: status for run_id, status in runs if run_id in killed_ids}
     assert set(statuses.values()) == {"interrupted"}
-    assert "left running by a previous daemon" in second.log
+    assert "left running by a process that is gone" in second.log
 
 
 def test_daemon_survives_a_locked_database_and_catches_up(
