@@ -20,6 +20,19 @@ from click.testing import CliRunner
 POSTGRES_ENV = "PRICEMON_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    """Each test's configs are its own: secrets one test's settings planted (a process remembers
+    every secret it has loaded, so that its log lines hide them) must not redact the next test's output."""
+    from monitor import redact
+
+    kept = set(redact._secrets)
+    yield
+    with redact._lock:
+        redact._secrets.clear()
+        redact._secrets.update(kept)
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped at the end."""

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from monitor.pricing import engine as pricing_engine
 from monitor.pricing.workflow import compute_suggestions
 from monitor.settings import load_settings
 from monitor.store.models import PriceChange
@@ -21,9 +22,11 @@ UNDERCUT_2_MAX_15 = (
 )
 
 
-def sabotage_guardrails(market: Market, broken_price: str, extra_config: str = "") -> None:
+def sabotage_guardrails(market: Market, monkeypatch, broken_price: str, extra_config: str = "") -> None:
     """Simulate a bug in a guardrail wherever products are priced: strategies run in worker
-    processes, so the bug is planted by a plugin file that every such process imports."""
+    processes, so the bug is planted by a plugin file that every such process imports (this one
+    too, which gets its own guardrail back when the test ends)."""
+    monkeypatch.setattr(pricing_engine, "apply_guardrails", pricing_engine.apply_guardrails)
     folder = market.config_path.parent / "sabotage"
     folder.mkdir(exist_ok=True)
     (folder / "broken_guardrails.py").write_text(
@@ -128,11 +131,12 @@ def test_bounds_that_exclude_each_other_hold_the_price(market: Market) -> None:
     )
 
 
-def test_the_engine_refuses_a_suggestion_that_breaks_an_invariant(market: Market) -> None:
+def test_the_engine_refuses_a_suggestion_that_breaks_an_invariant(market: Market, monkeypatch) -> None:
     """The second line of defence: were the guardrails to let a price through that breaks a bound or
     reverses the move (simulated here by guardrails that do nothing), the suggestion is refused and
     reported by SKU; it is never stored, auto-approved or applied, and the other products go on."""
-    sabotage_guardrails(market, "price", UNDERCUT_2_MAX_15 + '[pricing.skus."UP-3"]\nstrategies = ["match_lowest"]\n')
+    up_3 = '[pricing.skus."UP-3"]\nstrategies = ["match_lowest"]\n'
+    sabotage_guardrails(market, monkeypatch, "price", UNDERCUT_2_MAX_15 + up_3)
     market.products(
         "sku,name,price,currency,cost\nA-1,Kettle,26.99,EUR,\nB-2,Mug,10.00,EUR,\nC-3,Lamp,12.00,EUR,11.00\n"
         "UP-3,Pan,20.00,EUR,\n"
@@ -157,10 +161,11 @@ def test_the_engine_refuses_a_suggestion_that_breaks_an_invariant(market: Market
 
 
 @pytest.mark.parametrize("guard", ["reverse", "none"])
-def test_the_engine_refuses_a_reversed_move(market: Market, guard: str) -> None:
+def test_the_engine_refuses_a_reversed_move(market: Market, monkeypatch, guard: str) -> None:
     # A raise turned into a cut within every bound is refused just the same; so is a change where
     # the strategy asked for none.
-    sabotage_guardrails(market, 'product.price - Decimal("0.51")' if guard == "reverse" else "product.price + 1")
+    broken = 'product.price - Decimal("0.51")' if guard == "reverse" else "product.price + 1"
+    sabotage_guardrails(market, monkeypatch, broken)
     market.products("sku,name,price,currency\nJUI-900,Citrus juicer,27.50,EUR\n")
     market.listings([("JUI-900", "acme")])
     market.observe({("JUI-900", "acme"): "27.90" if guard == "reverse" else "27.50"})
