@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -197,6 +198,26 @@ def write_config(tmp_path: Path):
 def pricemon_cli() -> type[Pricemon]:
     """`pricemon_cli(config, database_url)("products", "--json")` runs a command like a user."""
     return Pricemon
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def require_chromium() -> None:
+    """Skip unless Debian's Chromium and the playwright package are here; in CI
+    (PRICEMON_TEST_REQUIRE_TOOLS=1, which installs both) their absence is a failure."""
+    missing = None
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        missing = f"Chromium is not installed at {CHROMIUM} (Debian package `chromium`)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            missing = "the Python package `playwright` is not installed"
+    if missing:
+        if os.environ.get("PRICEMON_TEST_REQUIRE_TOOLS") == "1":
+            pytest.fail(f"{missing}, and PRICEMON_TEST_REQUIRE_TOOLS=1 requires it")
+        pytest.skip(missing)
 
 
 def run_pricemon(

@@ -4,14 +4,11 @@ suggestions table and the charts render, and hostile scraped text shows as text.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
-import pytest
-
+from tests.conftest import CHROMIUM, require_chromium
 from tests.report.conftest import HOSTILE_COMPETITOR, HOSTILE_ERROR, HOSTILE_NAME
 
-CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -25,18 +22,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def _browser_or_skip():
-    missing = None
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        missing = f"Chromium is not installed at {CHROMIUM} (Debian package `chromium`)"
-    else:
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError:
-            missing = "the Python package `playwright` is not installed"
-    if missing:
-        if os.environ.get("PRICEMON_TEST_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{missing}, and PRICEMON_TEST_REQUIRE_TOOLS=1 requires it")
-        pytest.skip(missing)
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
     return sync_playwright
 
 

@@ -3,30 +3,14 @@ Chromium (Debian's /usr/bin/chromium through Playwright) and served by real loca
 
 from __future__ import annotations
 
-import os
-import shutil
-
-import pytest
+from tests.conftest import require_chromium
 
 from .conftest import Reply, Shop
 from .test_sweep import SCRAPE, by_sku, competitor_block, setup_catalog
 
-CHROMIUM = "/usr/bin/chromium"
-
 
 def _browser_or_skip() -> None:
-    missing = None
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        missing = f"Chromium is not installed at {CHROMIUM} (Debian package `chromium`)"
-    else:
-        try:
-            import playwright.async_api  # noqa: F401
-        except ImportError:
-            missing = "the Python package `playwright` is not installed"
-    if missing:
-        if os.environ.get("PRICEMON_TEST_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"{missing}, and PRICEMON_TEST_REQUIRE_TOOLS=1 requires it")
-        pytest.skip(missing)
+    require_chromium()
 
 
 def js_page(other: Shop, *, api: str = "/api/price/1", extra: str = "") -> str:
