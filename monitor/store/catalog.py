@@ -26,7 +26,7 @@ from monitor.store.history import seen_until
 from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, utcnow
 
 PRODUCT_REQUIRED = ("sku", "name", "price", "currency")
-PRODUCT_OPTIONAL = ("cost", "min_price", "max_price", "map_price", "gtin", "tags")
+PRODUCT_OPTIONAL = ("cost", "min_price", "max_price", "map_price", "gtin", "mpn", "brand", "tags")
 LISTING_REQUIRED = ("sku", "competitor", "url")
 CHUNK = 900  # stay below SQLite's bound-parameter limit in IN (...) lists
 
@@ -165,11 +165,19 @@ def import_products(session: Session, path: Path, *, overwrite_prices: bool = Fa
         gtin = raw.get("gtin", "") or None
         if gtin is not None and not re.fullmatch(r"\d{8}|\d{12,14}", gtin):
             problems.append(f"{where}: gtin: expected 8, 12, 13 or 14 digits, got {gtin!r}")
+        mpn = raw.get("mpn", "") or None
+        if mpn is not None and len(mpn) > 100:
+            problems.append(f"{where}: mpn: longer than 100 characters")
+        brand = raw.get("brand", "") or None
+        if brand is not None and len(brand) > 200:
+            problems.append(f"{where}: brand: longer than 200 characters")
         rows[sku] = {
             "sku": sku,
             "name": name[:500],
             "currency": currency,
             "gtin": gtin,
+            "mpn": mpn,
+            "brand": brand,
             "tags": _tags(raw.get("tags", "")),
             **values,
         }
@@ -274,6 +282,35 @@ def import_listings(session: Session, path: Path, competitors: Sequence[Competit
         if not bad:
             parsed[key] = (line, url)
 
+    return write_listings(
+        session,
+        {key: url for key, (_line, url) in parsed.items()},
+        competitors,
+        lines={key: line for key, (line, _url) in parsed.items()},
+        where=str(path),
+        problems=problems,
+    )
+
+
+def write_listings(
+    session: Session,
+    wanted: dict[tuple[str, str], str],
+    competitors: Sequence[CompetitorConfig],
+    *,
+    lines: dict[tuple[str, str], int] | None = None,
+    where: str = "listings",
+    problems: list[str] | None = None,
+) -> ImportSummary:
+    """Upsert listings {(sku, competitor): url}: what `import listings` writes for a clean file,
+    and what an accepted match writes (monitor.matching), so the two are the same listing.
+
+    A new URL for a (sku, competitor) is a new page: what was known about the old one is forgotten
+    and it is checked soon. Unknown SKUs are refused, all or nothing.
+    """
+    problems = list(problems or [])
+    lines = lines or {}
+    parsed = {key: (lines.get(key, 0), url) for key, url in wanted.items()}
+    path = where
     skus = sorted({sku for sku, _ in parsed})
     product_ids: dict[str, int] = {}
     for chunk in _chunks(skus):
@@ -286,6 +323,10 @@ def import_listings(session: Session, path: Path, competitors: Sequence[Competit
     if problems:
         problems.sort(key=lambda p: int(p.split(":")[1]) if p.split(":")[1].isdigit() else 0)
         raise ImportDataError(str(path), problems)
+    configured = {c.name for c in competitors}
+    unknown = sorted({c for _, c in parsed if c not in configured})
+    if unknown:
+        raise ImportDataError(str(path), [f"{path}: competitor: unknown competitor {c!r}" for c in unknown])
 
     competitor_ids = sync_competitors(session, competitors)
     existing: dict[tuple[int, int], tuple[int, str, bool]] = {}
@@ -362,6 +403,8 @@ def product_rows(session: Session, *, skus: Sequence[str] = ()) -> list[dict[str
             "max_price": format_amount(p.max_price),
             "map_price": format_amount(p.map_price),
             "gtin": p.gtin,
+            "mpn": p.mpn,
+            "brand": p.brand,
             "tags": list(p.tags),
             "active": p.active,
         }
