@@ -563,3 +563,27 @@ def count_sweep_targets(
         select(Competitor.name, func.count(Listing.id)), competitors, skus, due_only, now
     ).group_by(Competitor.name)
     return {name: int(n) for name, n in session.execute(query)}
+
+
+def set_listing_active(session: Session, listing_id: int, active: bool) -> tuple[str, str] | None:
+    """Enable or disable one listing (a disabled one is not swept and offers nothing); returns its
+    (sku, competitor), or None when there is no such listing."""
+    found = session.execute(
+        select(Product.sku, Competitor.name)
+        .join(Listing, Listing.product_id == Product.id)
+        .join(Competitor, Competitor.id == Listing.competitor_id)
+        .where(Listing.id == listing_id)
+    ).first()
+    if found is None:
+        return None
+    values: dict[str, Any] = {"active": active}
+    if active:
+        values["next_check_at"] = None  # back in the sweep at once
+    session.execute(update(Listing).where(Listing.id == listing_id).values(**values))
+    return found[0], found[1]
+
+
+def set_product_active(session: Session, sku: str, active: bool) -> bool:
+    """(De)activate a product: an inactive one gets no suggestions and its listings are not swept."""
+    result = session.execute(update(Product).where(Product.sku == sku).values(active=active, updated_at=utcnow()))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
