@@ -12,7 +12,7 @@ from alembic import op
 import monitor.store.models
 
 revision = "0008_matching"
-down_revision = "0004_lease"
+down_revision = "0005_tokens"
 branch_labels = None
 depends_on = None
 

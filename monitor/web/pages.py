@@ -25,6 +25,7 @@ from monitor.web.auth import Principal, require
 from monitor.web.templating import environment, render
 
 from monitor.errors import PricemonError
+from monitor.money import format_amount
 from monitor.report.build import align_chart
 from monitor.report.charts import chart_payload, competitor_colour
 from monitor.safecsv import SafeWriter
@@ -36,6 +37,7 @@ from monitor.store.review import SORTS, ReviewFilters, ReviewQueryError, facets,
 
 router = APIRouter()
 environment.globals.update(colour_of=competitor_colour)
+environment.filters["amount"] = format_amount  # 89.0000 -> 89.00
 
 #: the report's vendored/shared chart files, served to the pages (the CSP allows no inline script)
 _ASSETS = {"uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css", "pricechart.js": "text/javascript"}
