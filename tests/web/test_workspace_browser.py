@@ -385,6 +385,33 @@ def test_product_chart_draws_with_stable_colours(browser: Any, workspace: Worksp
         hex_colour = competitor_colour(name).lstrip("#")
         expected = "rgb({}, {}, {})".format(*(int(hex_colour[i : i + 2], 16) for i in (0, 2, 4)))
         assert rgb == expected, name
+    # Tick labels never repeat: a week with twelve-hourly ticks names each day once, a day's
+    # hourly ticks carry the date under the first tick of each day, a year's monthly ticks the year.
+    labels = page.evaluate(
+        """() => {
+            const label = (min, max, incr) => {
+                const splits = [];
+                for (let t = Math.ceil(min / incr) * incr; t <= max; t += incr) { splits.push(t); }
+                return window.pricemonCharts.timeLabels({scales: {x: {min, max}}}, splits, 0, 70, incr);
+            };
+            const t0 = Date.UTC(2026, 10, 27) / 1000;
+            return {
+                week: label(t0, t0 + 7 * 86400, 43200),
+                day: label(t0, t0 + 86400, 6 * 3600),
+                // uPlot puts month ticks on the first of each month, with a 30-day increment
+                year: window.pricemonCharts.timeLabels(
+                    {scales: {x: {min: t0, max: t0 + 365 * 86400}}},
+                    Array.from({length: 12}, (_, m) => Date.UTC(2026, 11 + m, 1) / 1000), 0, 70, 30 * 86400),
+            };
+        }"""
+    )
+    for period, shown in labels.items():
+        days = [label.split("\n")[-1] for label in shown if "\n" in label or period == "year"]
+        assert len(shown) > 3 and len(set(days)) == len(days), (period, shown)
+    assert len([label for label in labels["week"] if "\n" in label]) == 8  # 27 Nov .. 4 Dec, each once
+    assert labels["week"][:2] == ["00:00\n27 Nov", "12:00"], labels["week"]
+    assert labels["day"][0] == "00:00\n27 Nov" and labels["day"][-1] == "00:00\n28 Nov"
+    assert all(" 202" in label for label in labels["year"]), labels["year"]
     # The period links redraw for another window.
     page.click("a[href='?days=7']")
     page.wait_for_selector("#product-chart canvas")
