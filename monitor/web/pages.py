@@ -21,8 +21,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from monitor.web.auth import Principal, require
-from monitor.web.templating import environment, render
 
 from monitor.errors import PricemonError
 from monitor.money import format_amount
@@ -34,6 +32,8 @@ from monitor.store.database import Store
 from monitor.store.matrix import BANDS, MatrixFilters, matrix_csv_rows, matrix_page
 from monitor.store.models import utcnow
 from monitor.store.review import SORTS, ReviewFilters, ReviewQueryError, facets, review_ids, review_page
+from monitor.web.auth import Principal, require
+from monitor.web.templating import environment, render
 
 router = APIRouter()
 environment.globals.update(colour_of=competitor_colour)
@@ -434,7 +434,7 @@ def set_product(
     from monitor.store.catalog import set_product_active
 
     with _store(request).session() as session:
-        if not set_product_active(session, sku, active == "1"):
+        if not set_product_active(session, sku, active == "1", by=principal.name):
             raise HTTPException(404, f"unknown SKU {sku!r}")
     state = "active again" if active == "1" else "deactivated: no more suggestions or sweeps for it"
     return _listings_page(request, sku, "", notice=f"Product {sku} {state}.")

@@ -198,6 +198,7 @@ class Tab:
     problems: list[str]
     dialogs: list[str]
     outside: list[str]
+    accept_confirm: bool = False
 
     def clean(self) -> None:
         assert self.problems == [], self.problems
@@ -223,7 +224,7 @@ def browser(workspace: Workspace) -> Iterator[Any]:
 def _tab(browser: Any, workspace: Workspace, who: str, *, accept_confirm: bool = False) -> Tab:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
-    tab = Tab(page, [], [], [])
+    tab = Tab(page, [], [], [], accept_confirm)
     page.on(
         "console",
         lambda m: (
@@ -240,7 +241,7 @@ def _tab(browser: Any, workspace: Workspace, who: str, *, accept_confirm: bool =
 
     def on_dialog(dialog: Any) -> None:
         tab.dialogs.append(f"{dialog.type}: {dialog.message}")
-        if dialog.type == "confirm" and accept_confirm:
+        if dialog.type == "confirm" and tab.accept_confirm:
             dialog.accept()
         else:
             dialog.dismiss()
@@ -253,6 +254,19 @@ def _tab(browser: Any, workspace: Workspace, who: str, *, accept_confirm: bool =
     page.click("form[action='/login'] button[type=submit]")
     page.wait_for_url(f"{workspace.url}/")
     return tab
+
+
+def _assert_swatches_painted(tab: Tab) -> int:
+    """Every competitor swatch on the page wears that competitor's colour (the report's too)."""
+    painted = tab.page.evaluate(
+        """() => Array.from(document.querySelectorAll('.swatch')).map(
+            el => [el.parentElement.textContent.trim(), getComputedStyle(el).backgroundColor])"""
+    )
+    for text, rgb in painted:
+        name = next(c for c in COMPETITORS if text.startswith(c))
+        hex_colour = competitor_colour(name).lstrip("#")
+        assert rgb == "rgb({}, {}, {})".format(*(int(hex_colour[i : i + 2], 16) for i in (0, 2, 4))), (text, rgb)
+    return len(painted)
 
 
 def _rows(tab: Tab) -> list[str]:
@@ -456,6 +470,8 @@ def test_every_page_loads_clean_and_is_captured(browser: Any, workspace: Workspa
         response = page.goto(f"{workspace.url}{path}")
         assert response is not None and response.status == 200, path
         page.wait_for_selector(marker)
+        if name not in ("api-docs", "alerts"):
+            assert _assert_swatches_painted(tab) >= 3, name
         tab.shot(name)
     # The matrix cells carry their band, and the competitors page tells the failing listing.
     page.goto(f"{workspace.url}/matrix?q=KET")
@@ -510,6 +526,27 @@ def test_admin_adds_and_disables_a_listing(browser: Any, workspace: Workspace) -
             .where(Product.sku == "DES-5", Competitor.name == "globex")
         ).all()
     assert count == []
+
+    # Deactivating a product asks first: dismissed, nothing happens; confirmed, it is done.
+    def deactivate() -> None:
+        page.goto(f"{workspace.url}/listings?sku=TOA-2")
+        page.locator("#listings-table button", has_text="Deactivate product").first.click()
+
+    def toaster_active() -> bool:
+        with workspace.store.session() as session:
+            return bool(session.execute(select(Product.active).where(Product.sku == "TOA-2")).scalar_one())
+
+    deactivate()
+    page.wait_for_load_state("load")
+    assert tab.dialogs[-1].startswith("confirm: Deactivate TOA-2?") and toaster_active()
+    tab.accept_confirm = True
+    deactivate()
+    page.wait_for_selector(".notice")
+    assert page.locator(".notice").inner_text().startswith("Product TOA-2 deactivated")
+    assert not toaster_active()
+    page.goto(f"{workspace.url}/?q=TOA-2")
+    assert _rows(tab) == [], "a deactivated product's pending suggestion stays out of the queue"
+    assert _decisions(workspace.store)["TOA-2"] == ("superseded", "ada")
     tab.problems[:] = [p for p in tab.problems if "422" not in p]  # the refused form, logged by Chromium
     tab.clean()
     page.context.close()
