@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy import select
 
 from monitor.report.charts import competitor_colour
+from monitor.store.alerts import NewEvent, add_event, due_deliveries, mark_failed, mark_sent
 from monitor.store.database import Store, open_store
 from monitor.store.history import CheckResult, record_checks
 from monitor.store.models import Competitor, Listing, PriceChange, Product, Suggestion
@@ -50,13 +51,17 @@ HOSTILE_ERROR = "</td></tr><script>alert('error')</script><b onmouseover=alert(2
 COMPETITORS = ("acme", "globex", "initech")
 CONFIG = "".join(f'[[competitors]]\nname = "{n}"\nbase_url = "http://127.0.0.1:9/"\n\n' for n in COMPETITORS)
 
+# A product whose name a spreadsheet would run as a formula, with a MAP a competitor undercuts.
+FORMULA_NAME = '=HYPERLINK("http://127.0.0.1:9/x","Mug")'
+HOSTILE_ALERT = "<svg onload=alert('alert')>price war at initech"
 PRODUCTS = (
-    "sku,name,price,currency,cost,tags\n"
-    f'KET-1,"{HOSTILE_NAME}",50.00,EUR,30.00,kitchen\n'
-    f'TOA-2,"{HOSTILE_NAME_2}",40.00,EUR,20.00,kitchen\n'
-    "LAM-3,Floor lamp,80.00,EUR,40.00,living\n"
-    "CHA-4,Oak chair,120.00,EUR,50.00,living\n"
-    "DES-5,Standing desk,300.00,EUR,150.00,office\n"
+    "sku,name,price,currency,cost,tags,map_price\n"
+    f'KET-1,"{HOSTILE_NAME}",50.00,EUR,30.00,kitchen,\n'
+    f'TOA-2,"{HOSTILE_NAME_2}",40.00,EUR,20.00,kitchen,\n'
+    "LAM-3,Floor lamp,80.00,EUR,40.00,living,\n"
+    "CHA-4,Oak chair,120.00,EUR,50.00,living,\n"
+    "DES-5,Standing desk,300.00,EUR,150.00,office,\n"
+    '"MUG-6","=HYPERLINK(""http://127.0.0.1:9/x"",""Mug"")",20.00,EUR,8.00,office,20.00\n'
 )
 LISTINGS = [
     ("KET-1", "acme"),
@@ -66,6 +71,7 @@ LISTINGS = [
     ("LAM-3", "globex"),
     ("CHA-4", "globex"),
     ("DES-5", "acme"),
+    ("MUG-6", "initech"),
 ]
 
 
@@ -147,10 +153,20 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
             ("LAM-3", "globex"): "92.00",
             ("CHA-4", "globex"): "100.00",
             ("DES-5", "acme"): "270.00",
+            ("MUG-6", "initech"): "15.00",  # below our MAP of 20.00
         },
         now - timedelta(hours=1),
     )
     pricemon("suggest")
+    # An alert whose text came from a scraped page, its webhook delivery failed twice.
+    with store.session() as session:
+        event = NewEvent("price-war", "initech:MUG-6", "MUG-6", "competitor below MAP", HOSTILE_ALERT, {})
+        event_id = add_event(session, event, ["webhook", "log"], now)
+        deliveries = {d.channel: d.delivery_id for d in due_deliveries(session, now)}
+        mark_sent(session, [deliveries["log"]], now)
+        for _ in range(2):
+            mark_failed(session, [deliveries["webhook"]], "HTTP 502 from the hook", now, {deliveries["webhook"]: now})
+    assert event_id is not None
 
     tokens = {}
     for name, role in (("alice", "approver"), ("vic", "viewer"), ("ada", "admin")):
@@ -439,12 +455,12 @@ def test_hostile_names_and_scraped_text_render_as_text(browser: Any, workspace: 
     tab = _tab(browser, workspace, "ada")
     page = tab.page
     seen = {}
-    for path in ("/?tag=kitchen", "/products/KET-1", "/products/TOA-2", "/matrix", "/listings?sku=KET-1"):
+    for path in ("/?tag=kitchen", "/products/KET-1", "/products/TOA-2", "/matrix", "/listings?sku=KET-1", "/alerts"):
         page.goto(f"{workspace.url}{path}")
         page.wait_for_load_state("load")
         seen[path] = page.inner_text("main")
         assert page.locator("main img").count() == 0, path
-        assert page.locator("main b").count() == 0, path
+        assert page.locator("main b, main svg").count() == 0, path
         # only the page's own scripts: none came from the data
         sources = page.evaluate("() => Array.from(document.scripts).map(s => s.src || s.type)")
         assert all(s.startswith(workspace.url) or s == "application/json" for s in sources), (path, sources)
@@ -452,9 +468,37 @@ def test_hostile_names_and_scraped_text_render_as_text(browser: Any, workspace: 
     assert HOSTILE_NAME in seen["/products/KET-1"] and HOSTILE_NAME_2 in seen["/products/TOA-2"]
     assert HOSTILE_NAME in seen["/matrix"]
     assert HOSTILE_ERROR in seen["/products/KET-1"]  # the listing's last error, scraped from the page
+    assert HOSTILE_ALERT in seen["/alerts"]
+    delivery = page.locator("#alerts-table tbody tr", has_text="price-war").locator("td").last.inner_text()
+    assert "webhook: failed (2 attempts) HTTP 502 from the hook" in delivery and "log: sent" in delivery
     assert tab.dialogs == []
     tab.clean()
     page.context.close()
+
+
+def test_matrix_filters_and_exports_a_csv_no_spreadsheet_runs(workspace: Workspace) -> None:
+    viewer = {"Authorization": f"Bearer {workspace.tokens['vic']}"}
+    below_map = httpx.get(f"{workspace.url}/matrix", params={"band": "map"}, headers=viewer)
+    assert below_map.status_code == 200
+    assert "MUG-6" in below_map.text and "KET-1" not in below_map.text
+    assert 'band band-map" title="initech: 15.00' in below_map.text
+    bad = httpx.get(f"{workspace.url}/matrix", params={"band": "purple"}, headers=viewer)
+    assert bad.status_code == 400 and "band: expected one of" in bad.text
+
+    exported = httpx.get(f"{workspace.url}/matrix.csv", params={"tag": "office"}, headers=viewer)
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert "attachment" in exported.headers["content-disposition"]
+    rows = list(csv.reader(exported.text.splitlines()))
+    assert rows[0][:5] == ["sku", "name", "our_price", "currency", "map_price"]
+    by_sku = {r[0]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    assert set(by_sku) == {"DES-5", "MUG-6"}  # the filter holds for the export too
+    mug = by_sku["MUG-6"]
+    assert mug["name"] == "'" + FORMULA_NAME  # neutralised: a spreadsheet shows it, never runs it
+    assert mug["map_price"] == "20.00" and mug["initech_price"] == "15.00" and mug["initech_band"] == "map"
+    assert by_sku["DES-5"]["acme_band"] == "dearer" and by_sku["DES-5"]["acme_index"] == "1.111"
+
+    anonymous = httpx.get(f"{workspace.url}/matrix.csv")
+    assert anonymous.status_code == 401
 
 
 def test_every_page_loads_clean_and_is_captured(browser: Any, workspace: Workspace) -> None:
