@@ -428,6 +428,7 @@ def test_product_chart_draws_with_stable_colours(browser: Any, workspace: Worksp
             return {
                 week: label(t0, t0 + 7 * 86400, 43200),
                 day: label(t0, t0 + 86400, 6 * 3600),
+                seconds: label(t0, t0 + 60, 10),
                 // uPlot puts month ticks on the first of each month, with a 30-day increment
                 year: window.pricemonCharts.timeLabels(
                     {scales: {x: {min: t0, max: t0 + 365 * 86400}}},
@@ -441,6 +442,7 @@ def test_product_chart_draws_with_stable_colours(browser: Any, workspace: Worksp
     assert len([label for label in labels["week"] if "\n" in label]) == 8  # 27 Nov .. 4 Dec, each once
     assert labels["week"][:2] == ["00:00\n27 Nov", "12:00"], labels["week"]
     assert labels["day"][0] == "00:00\n27 Nov" and labels["day"][-1] == "00:00\n28 Nov"
+    assert labels["seconds"][:2] == ["00:00:00\n27 Nov", "00:00:10"], labels["seconds"]
     assert all(" 202" in label for label in labels["year"]), labels["year"]
     # The period links redraw for another window.
     page.click("a[href='?days=7']")
