@@ -143,7 +143,8 @@ def pricemon(config: Path, database_url: str, *args: str, timeout: float = 1800)
     command = [pricemon_executable(), "--config", str(config), "--database-url", database_url, *args]
     done = subprocess.run(command, capture_output=True, text=True, env=child_env(), timeout=timeout, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"pricemon {' '.join(args)} exited {done.returncode}: {(done.stderr or done.stdout)[-1500:]}")
+        said = (done.stderr or done.stdout)[-1500:]
+        raise RuntimeError(f"pricemon {' '.join(args)} exited {done.returncode}: {said}")
     return done.stdout
 
 

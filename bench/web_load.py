@@ -45,7 +45,9 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def summarise(latencies_s: Sequence[float], seconds: float, statuses: Counter[int], errors: Counter[str]) -> dict[str, Any]:
+def summarise(
+    latencies_s: Sequence[float], seconds: float, statuses: Counter[int], errors: Counter[str]
+) -> dict[str, Any]:
     """Figures for one measured window: every latency counts, only 2xx responses are "ok"."""
     ok = sum(n for status, n in statuses.items() if 200 <= status < 300)
     summary: dict[str, Any] = {
