@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -260,9 +261,9 @@ def build_store(work: Path, database_url: str, products: int, competitors: int, 
 
 
 def store_key(products: int, competitors: int, seed: int) -> str:
-    from monitor.store.database import head_revision
-
-    return f"p{products}-c{competitors}-s{seed}-{head_revision()}-v{BUILDER_VERSION}"
+    # No schema revision in the key: a reused store is upgraded instead (new tables, such as the
+    # tokens', cost nothing to add; rebuilding 172,800 products takes minutes).
+    return f"p{products}-c{competitors}-s{seed}-v{BUILDER_VERSION}"
 
 
 @contextmanager
@@ -278,6 +279,7 @@ def bench_store(
         url = f"sqlite:///{work / 'pricemon.db'}"
         if ready.exists():
             info = json.loads(ready.read_text(encoding="utf-8"))
+            pricemon(work / "pricemon.toml", url, "db", "upgrade")
             logger.info("reusing the store in %s (%d pending suggestions)", work, info["pending"])
             yield StoreInfo(url, work / "pricemon.toml", products, competitors, info["pending"], None)
             return
@@ -325,13 +327,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def create_token(store: StoreInfo, role: str = "viewer") -> str:
-    """A fresh token for the bench (revoking an old one of the same name in a reused store)."""
-    listed = pricemon(store.config, store.database_url, "tokens", "list", "--json")
-    if any(t.get("name") == TOKEN_NAME and not t.get("revoked_at") for t in json.loads(listed or "[]")):
-        pricemon(store.config, store.database_url, "tokens", "revoke", TOKEN_NAME)
-    out = pricemon(store.config, store.database_url, "tokens", "create", TOKEN_NAME, "--role", role, "--json")
-    return str(json.loads(out)["token"])
+def create_token(store: StoreInfo, role: str = "viewer") -> tuple[str, str]:
+    """A fresh token (name, token) for this run; a reused store keeps only revoked bench tokens."""
+    name = f"{TOKEN_NAME}-{os.getpid()}-{int(time.time())}"
+    out = pricemon(store.config, store.database_url, "tokens", "create", name, "--role", role, "--json")
+    return name, str(json.loads(out)["token"])
+
+
+def revoke_token(store: StoreInfo, name: str) -> None:
+    pricemon(store.config, store.database_url, "tokens", "revoke", name)
 
 
 @dataclass
@@ -412,11 +416,11 @@ def login(base_url: str, token: str) -> dict[str, str]:
     fields = {"token": token}
     with opener.open(base_url + "/login", timeout=30) as response:
         page = response.read().decode("utf-8", "replace")
-    import re
-
-    match = re.search(r'name="csrf_token"\s+value="([^"]+)"', page)
-    if match:
-        fields["csrf_token"] = match.group(1)
+    for tag in re.findall(r"<input[^>]*>", page):
+        if re.search(r'name="csrf_token"', tag):
+            value = re.search(r'value="([^"]*)"', tag)
+            if value:
+                fields["csrf_token"] = value.group(1)
     data = urllib.parse.urlencode(fields).encode()
     try:
         opener.open(urllib.request.Request(base_url + "/login", data=data, method="POST"), timeout=30)
@@ -498,14 +502,17 @@ def run_web(
         with bench_store(backend, products, competitors, seed, cache=cache, postgres_url=postgres_url,
                          keep=keep) as store:
             run.pending, run.build_seconds = store.pending, store.build_seconds
-            token = create_token(store)
-            with serve(store, store.config.parent, workers) as server:
-                run.server = f"pricemon serve, {workers or 1} worker(s)"
-                cookies = login(server.base_url, token)
-                for scenario in scenarios():
-                    logger.info("%s: %s, %d connections, %.0f s", backend, scenario.name, connections, seconds)
-                    run.results.append(measure(server, scenario, token=token, cookies=cookies,
-                                               connections=connections, seconds=seconds, warmup=warmup))
+            token_name, token = create_token(store)
+            try:
+                with serve(store, store.config.parent, workers) as server:
+                    run.server = f"pricemon serve, {workers or 1} worker(s)"
+                    cookies = login(server.base_url, token)
+                    for scenario in scenarios():
+                        logger.info("%s: %s, %d connections, %.0f s", backend, scenario.name, connections, seconds)
+                        run.results.append(measure(server, scenario, token=token, cookies=cookies,
+                                                   connections=connections, seconds=seconds, warmup=warmup))
+            finally:
+                revoke_token(store, token_name)
     except Exception as exc:  # one backend failing (no PostgreSQL, a server error) still reports the other
         logger.error("%s: %s", backend, exc)
         run.error = str(exc)[-1500:]
