@@ -463,7 +463,6 @@ def measure(
     command += [f"--header={k}: {v}" for k, v in headers.items()]
     if scenario.kind == "page":
         command += [f"--cookie={k}={v}" for k, v in cookies.items()]
-    cpu_before = server.cpu_seconds()
     # The warm-up's server CPU is left out by sampling after it; the window itself is measured.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
     time.sleep(warmup)
@@ -472,7 +471,6 @@ def measure(
     cpu_end = server.cpu_seconds()
     if process.returncode != 0:
         raise RuntimeError(f"bench.web_load exited {process.returncode}: {err.decode(errors='replace')[-1500:]}")
-    del cpu_before
     load = json.loads(out)
     return ScenarioResult(scenario.name, scenario.kind, list(scenario.paths), load, cpu_end - cpu_start)
 
