@@ -669,6 +669,17 @@ class FeedSettings(Section):
         return value
 
 
+class WebSettings(Section):
+    session_secret_env: str = Field(
+        "PRICEMON_SESSION_SECRET",
+        description="Environment variable holding the key that signs login cookies (unset: a new key per start).",
+    )
+    session_lifetime: PositiveDuration = Field(
+        timedelta(hours=12), description="How long a browser login lasts before the token is asked again."
+    )
+    page_size: int = Field(50, ge=1, le=1000, description="Rows per page of the API's lists unless `limit` says.")
+
+
 class Settings(Section):
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
@@ -684,6 +695,7 @@ class Settings(Section):
     feed: FeedSettings = Field(default_factory=FeedSettings, description="The price feed out.")
     alerting: AlertingSettings = Field(default_factory=AlertingSettings, description="Alert channels and delivery.")
     alerts: tuple[AlertRule, ...] = Field((), description="Alert rules, one [[alerts]] each.")
+    web: WebSettings = Field(default_factory=WebSettings, description="The review workspace (`pricemon serve`).")
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (not a key).")
 
@@ -882,6 +894,7 @@ __all__ = [
     "ScrapeSettings",
     "Selectors",
     "Settings",
+    "WebSettings",
     "check_url",
     "configured_secrets",
     "load_settings",
