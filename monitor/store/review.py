@@ -1,0 +1,425 @@
+"""The review queue: suggestions filtered, sorted and paged for a pricing manager.
+
+One set of functions behind the workspace's Review page and the API's `/suggestions`: the
+filters, the sort orders and the cursor mean the same in both, and "the whole filtered set"
+(for a bulk decision) is exactly the rows the filters show.
+
+Paging is by keyset (the sort value and the id of the last row shown, in an opaque cursor),
+so a page is as fast deep in the queue as at its head and a decision taken meanwhile never
+makes a row appear twice or be skipped. Everything per row that the queue can filter or sort
+on is computed in SQL; the rest (market figures, flags) comes from the suggestion's stored
+details and one batched query of the page's newest offers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.orm import Session
+
+from monitor.errors import PricemonError
+from monitor.store.history import counts_as_offer
+from monitor.store.models import Competitor, Listing, PriceHistory, Product, Suggestion
+
+Direction = Literal["raise", "cut"]
+SORTS = ("change", "impact", "sku", "name", "age", "margin")
+STATUSES = ("pending", "approved", "rejected", "applied", "superseded")
+MAX_LIMIT = 500
+
+
+class ReviewQueryError(PricemonError):
+    """A filter, sort or cursor that cannot be used (named in the message)."""
+
+
+@dataclass(frozen=True)
+class ReviewFilters:
+    """What the queue shows; every field None/empty means "don't filter on it"."""
+
+    status: str = "pending"
+    tag: str | None = None
+    competitor: str | None = None
+    strategy: str | None = None
+    direction: Direction | None = None
+    min_change_pct: Decimal | None = None  # size of the change, either way, in percent
+    max_change_pct: Decimal | None = None
+    margin_below: Decimal | None = None  # margin after the change below this percent (cost known)
+    q: str | None = None  # text in the SKU or name
+    skus: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ReviewQueryError(f"status: expected one of {', '.join(STATUSES)}, got {self.status!r}")
+        if self.direction not in (None, "raise", "cut"):
+            raise ReviewQueryError(f"direction: expected raise or cut, got {self.direction!r}")
+        for name in ("min_change_pct", "max_change_pct", "margin_below"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, Decimal) and value.is_finite()):
+                raise ReviewQueryError(f"{name}: expected a number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    id: int
+    product_id: int
+    sku: str
+    name: str
+    currency: str
+    tags: tuple[str, ...]
+    status: str
+    strategy: str
+    current_price: Decimal
+    suggested_price: Decimal
+    change_pct: Decimal
+    cost: Decimal | None
+    margin_before_pct: Decimal | None
+    margin_after_pct: Decimal | None
+    competitor_min: Decimal | None
+    competitor_median: Decimal | None
+    competitor_max: Decimal | None
+    index_before: Decimal | None  # our price / market median, before and after
+    index_after: Decimal | None
+    rank_before: int | None
+    rank_after: int | None
+    offers: int
+    newest_offer_at: datetime | None
+    reason_steps: tuple[str, ...]
+    flags: tuple[str, ...]  # guardrail, suspicious, converted, auto_approved
+    created_at: datetime
+    decided_by: str | None
+    details: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reason_steps)
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    rows: list[ReviewRow]
+    total: int  # rows the filters select, on every page
+    next_cursor: str | None  # None: this is the last page
+    sort: str
+    descending: bool
+
+
+def _change_pct() -> ColumnElement[Any]:
+    # Float arithmetic on both backends: comparisons and the cursor stay exact because the
+    # same expression is evaluated on the same stored values every time.
+    current = cast(Suggestion.current_price, Float)
+    return (cast(Suggestion.suggested_price, Float) - current) * 100.0 / current
+
+
+def _margin_after() -> ColumnElement[Any]:
+    suggested = cast(Suggestion.suggested_price, Float)
+    return case(
+        (Product.cost.is_(None), None),
+        else_=(suggested - cast(Product.cost, Float)) * 100.0 / suggested,
+    )
+
+
+def _sort_key(sort: str) -> Any:  # a column or an expression
+    if sort == "change":
+        return func.abs(_change_pct())
+    if sort == "impact":
+        return func.abs(cast(Suggestion.suggested_price, Float) - cast(Suggestion.current_price, Float))
+    if sort == "sku":
+        return Product.sku
+    if sort == "name":
+        return Product.name
+    if sort == "age":
+        return Suggestion.created_at
+    if sort == "margin":
+        # unknown margins sort last ascending (as if infinitely high)
+        return func.coalesce(_margin_after(), 1e18)
+    raise ReviewQueryError(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(filters: ReviewFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Suggestion.status == filters.status]
+    if filters.strategy:
+        conditions.append(Suggestion.strategy == filters.strategy)
+    if filters.direction == "raise":
+        conditions.append(Suggestion.suggested_price > Suggestion.current_price)
+    elif filters.direction == "cut":
+        conditions.append(Suggestion.suggested_price < Suggestion.current_price)
+    if filters.min_change_pct is not None:
+        conditions.append(func.abs(_change_pct()) >= float(filters.min_change_pct))
+    if filters.max_change_pct is not None:
+        conditions.append(func.abs(_change_pct()) <= float(filters.max_change_pct))
+    if filters.margin_below is not None:
+        conditions.append(and_(Product.cost.is_not(None), _margin_after() < float(filters.margin_below)))
+    if filters.q:
+        pattern = _like(filters.q.lower())
+        conditions.append(
+            or_(func.lower(Product.sku).like(pattern, escape="\\"), func.lower(Product.name).like(pattern, escape="\\"))
+        )
+    if filters.tag:
+        # tags are a JSON list; its text holds each tag as a JSON string, quotes included
+        conditions.append(cast(Product.tags, String).like(_like(json.dumps(filters.tag)), escape="\\"))
+    if filters.competitor:
+        conditions.append(
+            exists()
+            .where(Listing.product_id == Suggestion.product_id, Listing.active.is_(True))
+            .where(Listing.competitor_id == Competitor.id, Competitor.name == filters.competitor)
+        )
+    if filters.skus:
+        conditions.append(Product.sku.in_(filters.skus))
+    return conditions
+
+
+def _base(filters: ReviewFilters) -> Select[Any]:
+    return select().select_from(Suggestion).join(Product, Product.id == Suggestion.product_id).where(*_where(filters))
+
+
+def encode_cursor(sort: str, descending: bool, value: Any, row_id: int) -> str:
+    if isinstance(value, datetime):
+        value = {"t": value.isoformat()}
+    raw = json.dumps([sort, descending, value, row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str, descending: bool) -> tuple[Any, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, cursor_desc, value, row_id = json.loads(raw)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ReviewQueryError("cursor: not a cursor this server gave out") from exc
+    if cursor_sort != sort or cursor_desc != descending or not isinstance(row_id, int):
+        raise ReviewQueryError("cursor: it belongs to another sort order; start from the first page")
+    if isinstance(value, dict) and "t" in value:
+        value = datetime.fromisoformat(value["t"])
+    return value, row_id
+
+
+def review_page(
+    session: Session,
+    filters: ReviewFilters | None = None,
+    *,
+    sort: str = "change",
+    descending: bool = True,
+    cursor: str | None = None,
+    limit: int = 50,
+    with_total: bool = True,
+) -> ReviewPage:
+    """One page of the queue, in `sort` order (ties by id), after `cursor` if given."""
+    filters = filters or ReviewFilters()
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ReviewQueryError(f"limit: expected 1 to {MAX_LIMIT}, got {limit}")
+    key = _sort_key(sort).label("sort_key")
+    query = (
+        _base(filters)
+        .add_columns(
+            Suggestion.id,
+            Suggestion.product_id,
+            Product.sku,
+            Product.name,
+            Product.tags,
+            Product.cost,
+            Suggestion.currency,
+            Suggestion.status,
+            Suggestion.strategy,
+            Suggestion.current_price,
+            Suggestion.suggested_price,
+            Suggestion.reason,
+            Suggestion.details,
+            Suggestion.auto_approved,
+            Suggestion.created_at,
+            Suggestion.decided_by,
+            key,
+        )
+        .order_by(key.desc() if descending else key.asc(), Suggestion.id.desc() if descending else Suggestion.id.asc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        value, row_id = decode_cursor(cursor, sort, descending)
+        expr = _sort_key(sort)
+        bound = tuple_(expr, Suggestion.id)
+        after = tuple_(literal(value, expr.type), literal(row_id, Suggestion.id.type))
+        query = query.where(bound < after if descending else bound > after)
+    rows = session.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    newest = _newest_offers(session, [r.product_id for r in rows])
+    page_rows = [_row(r, newest.get(r.product_id)) for r in rows]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        next_cursor = encode_cursor(sort, descending, _cursor_value(last.sort_key), last.id)
+    total = count_rows(session, filters) if with_total else -1
+    return ReviewPage(page_rows, total, next_cursor, sort, descending)
+
+
+def _cursor_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def count_rows(session: Session, filters: ReviewFilters) -> int:
+    return int(session.execute(_base(filters).add_columns(func.count(Suggestion.id))).scalar_one())
+
+
+def review_ids(session: Session, filters: ReviewFilters, *, limit: int | None = None) -> list[int]:
+    """The ids of the whole filtered set (what "select all N" means), oldest id first."""
+    query = _base(filters).add_columns(Suggestion.id).order_by(Suggestion.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.execute(query).scalars())
+
+
+def facets(session: Session, status: str = "pending") -> dict[str, list[str]]:
+    """Values the filters can take (strategies with rows, tags and competitors that exist)."""
+    strategies = session.execute(
+        select(Suggestion.strategy).where(Suggestion.status == status).distinct().order_by(Suggestion.strategy)
+    ).scalars()
+    competitors = session.execute(select(Competitor.name).order_by(Competitor.name)).scalars()
+    tags: set[str] = set()
+    text = cast(Product.tags, String)  # PostgreSQL's json has no equality: DISTINCT over its text
+    for (value,) in session.execute(select(text).where(Product.active.is_(True)).distinct()):
+        tags.update(json.loads(value) if value else ())
+    return {"strategies": list(strategies), "competitors": list(competitors), "tags": sorted(tags)}
+
+
+def _newest_offers(session: Session, product_ids: Sequence[int]) -> dict[int, tuple[int, datetime | None]]:
+    """Per product: how many competitor offers, and when the newest was last seen."""
+    if not product_ids:
+        return {}
+    query = (
+        select(Listing.product_id, func.count(PriceHistory.id), func.max(PriceHistory.last_seen_at))
+        .join(PriceHistory, PriceHistory.id == Listing.latest_history_id)
+        .where(
+            Listing.product_id.in_(sorted(set(product_ids))),
+            Listing.active.is_(True),
+            PriceHistory.price.is_not(None),
+            counts_as_offer(),
+        )
+        .group_by(Listing.product_id)
+    )
+    result: dict[int, tuple[int, datetime | None]] = {}
+    for product_id, count, newest in session.execute(query):
+        result[product_id] = (int(count), _utc(newest))
+    return result
+
+
+def _utc(value: Any) -> datetime | None:
+    from datetime import UTC
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _money(value: Any) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
+
+
+def _pct(part: Decimal, whole: Decimal) -> Decimal:
+    return (part * 100 / whole).quantize(Decimal("0.1"))
+
+
+def _ratio(ours: Decimal, market: Decimal | None) -> Decimal | None:
+    if market is None or market <= 0:
+        return None
+    return (ours / market).quantize(Decimal("0.001"))
+
+
+def _row(r: Any, newest: tuple[int, datetime | None] | None) -> ReviewRow:
+    details: dict[str, Any] = r.details if isinstance(r.details, dict) else {}
+    current, suggested, cost = r.current_price, r.suggested_price, r.cost
+    median = _money(details.get("competitor_median"))
+    flags = []
+    strategy_price = _money(details.get("strategy_price"))
+    if strategy_price is not None and strategy_price != suggested:
+        flags.append("guardrail")
+    offers_used = details.get("offers_used") or []
+    if isinstance(offers_used, list) and any(isinstance(o, dict) and "original" in o for o in offers_used):
+        flags.append("converted")
+    total_offers = details.get("offers_total")
+    if isinstance(total_offers, int) and isinstance(offers_used, list) and total_offers > len(offers_used):
+        flags.append("filtered")  # some offers were left out (stale, suspicious, out of stock…)
+    if details.get("suspicious"):
+        flags.append("suspicious")
+    if r.auto_approved:
+        flags.append("auto_approved")
+    return ReviewRow(
+        id=r.id,
+        product_id=r.product_id,
+        sku=r.sku,
+        name=r.name,
+        currency=r.currency,
+        tags=tuple(r.tags or ()),
+        status=r.status,
+        strategy=r.strategy,
+        current_price=current,
+        suggested_price=suggested,
+        change_pct=_pct(suggested - current, current) if current else Decimal(0),
+        cost=cost,
+        margin_before_pct=_pct(current - cost, current) if cost is not None and current else None,
+        margin_after_pct=_pct(suggested - cost, suggested) if cost is not None and suggested else None,
+        competitor_min=_money(details.get("competitor_min")),
+        competitor_median=median,
+        competitor_max=_money(details.get("competitor_max")),
+        index_before=_ratio(current, median),
+        index_after=_ratio(suggested, median),
+        rank_before=details.get("rank_before") if isinstance(details.get("rank_before"), int) else None,
+        rank_after=details.get("rank_after") if isinstance(details.get("rank_after"), int) else None,
+        offers=newest[0] if newest else 0,
+        newest_offer_at=newest[1] if newest else None,
+        reason_steps=tuple(step.strip() for step in (r.reason or "").split("; ") if step.strip()),
+        flags=tuple(flags),
+        created_at=_utc(r.created_at) or r.created_at,
+        decided_by=r.decided_by,
+        details=details,
+    )
+
+
+def row_to_json(row: ReviewRow) -> dict[str, Any]:
+    """A row as JSON-ready values (money as strings, times as ISO 8601)."""
+    out: dict[str, Any] = {}
+    for name in ReviewRow.__dataclass_fields__:
+        if name == "details":
+            continue
+        value = getattr(row, name)
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    out["reason"] = row.reason
+    return out

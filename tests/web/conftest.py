@@ -1,0 +1,3 @@
+"""Fixtures for the workspace: the pricing tests' market (a catalogue with stored observations)."""
+
+from tests.pricing.conftest import market, sqlite_market  # noqa: F401  (fixtures used here too)
