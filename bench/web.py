@@ -392,7 +392,7 @@ def wait_until_up(server: Server, timeout: float = 90.0) -> None:
             raise RuntimeError(f"pricemon serve exited {server.process.returncode}: "
                                f"{server.log.read_text(errors='replace')[-1500:]}")
         try:
-            with urllib.request.urlopen(server.base_url + "/api/v1/openapi.json", timeout=5):
+            with urllib.request.urlopen(server.base_url + "/api/v1/health", timeout=5):
                 return
         except urllib.error.HTTPError:
             return  # it answers
@@ -447,9 +447,9 @@ def check_paths(server: Server, scenario: Scenario, headers: dict[str, str], coo
             raise RuntimeError(f"GET {path} answered HTTP {exc.code}: {exc.read()[:500]!r}") from exc
         if scenario.kind == "api":
             data = json.loads(body)
-            items = data.get("items", data) if isinstance(data, dict) else data
-            if not items:
-                raise RuntimeError(f"GET {path} returned no suggestions: {body[:300]!r}")
+            items = data.get("items") if isinstance(data, dict) else data
+            if items is not None and not items:
+                raise RuntimeError(f"GET {path} returned an empty list: {body[:300]!r}")
 
 
 def measure(
@@ -488,9 +488,18 @@ def pricemon_serves() -> bool:
     return done.returncode == 0
 
 
+def parse_scenario(text: str) -> Scenario:
+    """`NAME|page|PATH[|PATH...]` or `NAME|api|PATH...` (`--scenario`, replacing the default three)."""
+    parts = text.split("|")
+    if len(parts) < 3 or parts[1] not in ("page", "api") or not all(p.startswith("/") for p in parts[2:]):
+        raise argparse.ArgumentTypeError(f"--scenario {text!r}: expected NAME|page|/path or NAME|api|/path")
+    return Scenario(parts[0], tuple(parts[2:]), parts[1])
+
+
 def run_web(
     backend: str, *, products: int, competitors: int, seed: int, cache: Path, postgres_url: str, keep: bool,
     connections: int, seconds: float, warmup: float, workers: int | None,
+    chosen: Sequence[Scenario] | None = None,
 ) -> WebRun:
     run = WebRun(backend=backend, products=products, competitors=competitors)
     if not pricemon_serves():
@@ -505,7 +514,7 @@ def run_web(
                 with serve(store, store.config.parent, workers) as server:
                     run.server = f"pricemon serve, {workers or 1} worker(s)"
                     cookies = login(server.base_url, token)
-                    for scenario in scenarios():
+                    for scenario in chosen or scenarios():
                         logger.info("%s: %s, %d connections, %.0f s", backend, scenario.name, connections, seconds)
                         run.results.append(measure(server, scenario, token=token, cookies=cookies,
                                                    connections=connections, seconds=seconds, warmup=warmup))
@@ -590,6 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per scenario")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each measurement")
     parser.add_argument("--workers", type=int, default=None, help="uvicorn worker processes (`serve --workers`)")
+    parser.add_argument("--scenario", action="append", type=parse_scenario, default=None,
+                        help="NAME|page|/path or NAME|api|/path, repeatable (replaces the default three)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the SQLite store is kept")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md")
@@ -615,7 +626,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = [
         run_web(backend, products=args.products, competitors=args.competitors, seed=args.seed,
                 cache=args.cache_dir, postgres_url=args.postgres_url, keep=args.keep,
-                connections=args.connections, seconds=args.seconds, warmup=args.warmup, workers=args.workers)
+                connections=args.connections, seconds=args.seconds, warmup=args.warmup, workers=args.workers,
+                chosen=args.scenario)
         for backend in backends
     ]
     from bench.runner import _date_u
