@@ -516,8 +516,12 @@ def run_web(
                     cookies = login(server.base_url, token)
                     for scenario in chosen or scenarios():
                         logger.info("%s: %s, %d connections, %.0f s", backend, scenario.name, connections, seconds)
-                        run.results.append(measure(server, scenario, token=token, cookies=cookies,
-                                                   connections=connections, seconds=seconds, warmup=warmup))
+                        try:
+                            run.results.append(measure(server, scenario, token=token, cookies=cookies,
+                                                       connections=connections, seconds=seconds, warmup=warmup))
+                        except RuntimeError as exc:  # this scenario's path fails; the others are still measured
+                            logger.error("%s: %s: %s", backend, scenario.name, exc)
+                            run.error = f"{scenario.name}: {exc}"[-1500:]
             finally:
                 revoke_token(store, token_name)
     except Exception as exc:  # one backend failing (no PostgreSQL, a server error) still reports the other

@@ -56,7 +56,7 @@ def test_compose_says_how_the_web_service_gets_its_first_token() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     create = "docker compose run --rm web pricemon tokens create"
     assert create in text and create in readme
-    words = create.split()[5:] + ["alice", "--role", "admin"]  # pricemon tokens create alice --role admin
+    words = [*create.split()[5:], "alice", "--role", "admin"]  # pricemon tokens create alice --role admin
     test_every_compose_command_exists_in_the_cli(words)
 
 

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import PricemonError
 from monitor.store.history import counts_as_offer
-from monitor.store.models import Competitor, Listing, PriceHistory, Product, Suggestion
+from monitor.store.models import Competitor, Listing, PriceHistory, Product, Suggestion, suggestion_change_size
 
 Direction = Literal["raise", "cut"]
 SORTS = ("change", "impact", "sku", "name", "age", "margin")
@@ -131,6 +131,13 @@ def _change_pct() -> ColumnElement[Any]:
     return (cast(Suggestion.suggested_price, Float) - current) * 100.0 / current
 
 
+def _change_size() -> ColumnElement[Any]:
+    """The "change" sort key, |suggested - current| / current: the expression of the index
+    ix_suggestions_review_change, so that a page of the default sort reads its 50 index entries
+    instead of sorting every pending suggestion (172,800: 80 ms of CPU on SQLite, each page)."""
+    return suggestion_change_size()  # type: ignore[no-any-return]
+
+
 def _margin_after() -> ColumnElement[Any]:
     suggested = cast(Suggestion.suggested_price, Float)
     return case(
@@ -141,7 +148,7 @@ def _margin_after() -> ColumnElement[Any]:
 
 def _sort_key(sort: str) -> Any:  # a column or an expression
     if sort == "change":
-        return func.abs(_change_pct())
+        return _change_size()
     if sort == "impact":
         return func.abs(cast(Suggestion.suggested_price, Float) - cast(Suggestion.current_price, Float))
     if sort == "sku":
@@ -283,7 +290,16 @@ def _cursor_value(value: Any) -> Any:
 
 
 def count_rows(session: Session, filters: ReviewFilters) -> int:
-    return int(session.execute(_base(filters).add_columns(func.count(Suggestion.id))).scalar_one())
+    if _needs_product(filters):
+        query = _base(filters).add_columns(func.count(Suggestion.id))
+    else:
+        # Counted on ix_suggestions_status_product alone: no join of 172,800 products for the total.
+        query = select(func.count(Suggestion.id)).where(*_where(filters))
+    return int(session.execute(query).scalar_one())
+
+
+def _needs_product(filters: ReviewFilters) -> bool:
+    return bool(filters.q or filters.tag or filters.skus or filters.margin_below is not None)
 
 
 def review_ids(session: Session, filters: ReviewFilters, *, limit: int | None = None) -> list[int]:
