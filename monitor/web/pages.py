@@ -35,6 +35,9 @@ from monitor.store.models import utcnow
 from monitor.store.review import SORTS, ReviewFilters, ReviewQueryError, facets, review_ids, review_page
 
 router = APIRouter()
+
+#: how old the filters' choice lists may be (monitor.store.review.facets): they cost a scan of every product
+FACETS_MAX_AGE_S = 30.0
 environment.globals.update(colour_of=competitor_colour)
 
 #: the report's vendored/shared chart files, served to the pages (the CSP allows no inline script)
@@ -106,7 +109,7 @@ def review(request: Request, principal: Principal = require("viewer")) -> HTMLRe
             page = review_page(
                 session, filters, sort=sort, descending=descending, cursor=values.get("cursor") or None, limit=limit
             )
-            choices = facets(session)
+            choices = facets(session, max_age=FACETS_MAX_AGE_S)
     except (ReviewQueryError, ValueError) as exc:
         return _bad_request(request, exc if isinstance(exc, PricemonError) else ReviewQueryError(str(exc)))
     context = {
@@ -260,7 +263,7 @@ def matrix(request: Request, principal: Principal = require("viewer")) -> HTMLRe
         filters = _matrix_filters(values)
         with _store(request).session() as session:
             page = matrix_page(session, filters, after=values.get("after") or None)
-            choices = facets(session)
+            choices = facets(session, max_age=FACETS_MAX_AGE_S)
     except PricemonError as exc:
         return _bad_request(request, exc)
     kept = {k: v for k, v in values.items() if k in ("tag", "q", "competitor", "band") and v}
