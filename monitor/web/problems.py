@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.errors import DatabaseUnavailableError, NotFoundError, PricemonError
 from monitor.redact import redact_text
+from monitor.store.browse import InvalidRequestError
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +124,11 @@ def _http_exception(request: Request, exc: Exception) -> Response:
 def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
-         "type": str(e.get("type", ""))}
+        {
+            "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
         for e in exc.errors()
     ]
     shown = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
@@ -132,6 +136,10 @@ def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 def _pricemon_error(request: Request, exc: Exception) -> Response:
+    from monitor.store.review import ReviewQueryError
+
+    if isinstance(exc, InvalidRequestError | ReviewQueryError):
+        return problem(request, 422, str(exc), kind="validation")
     if isinstance(exc, NotFoundError):
         return problem(request, 404, str(exc))
     if isinstance(exc, DatabaseUnavailableError):

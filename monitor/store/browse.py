@@ -1,0 +1,265 @@
+"""Paged reads of the catalogue, listings and sweeps (the API's lists), and the edits of a listing
+or a product one at a time (the API's and the Listings page's, without a CSV).
+
+Pages are keyset pages: the last key shown goes back as `after`, so a deep page costs what the
+first does, at 172,800 products too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, cast, func, select
+from sqlalchemy.orm import Session, aliased
+
+from monitor.errors import NotFoundError, PricemonError
+from monitor.money import format_amount
+from monitor.settings import Competitor as CompetitorConfig
+from monitor.settings import check_http_url
+from monitor.store.catalog import sync_competitors
+from monitor.store.history import seen_until
+from monitor.store.models import Competitor, Listing, PriceHistory, Product, ScrapeRun, utcnow
+
+
+class InvalidRequestError(PricemonError):
+    """A value of an edit that cannot be used (named in the message): the caller's to fix."""
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    next_after: str | None  # None: the last page
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _product(p: Product) -> dict[str, Any]:
+    return {
+        "sku": p.sku,
+        "name": p.name,
+        "currency": p.currency,
+        "price": format_amount(p.price),
+        "cost": format_amount(p.cost),
+        "min_price": format_amount(p.min_price),
+        "max_price": format_amount(p.max_price),
+        "map_price": format_amount(p.map_price),
+        "gtin": p.gtin,
+        "tags": list(p.tags),
+        "active": p.active,
+    }
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def product_page(
+    session: Session,
+    *,
+    after: str | None = None,
+    limit: int = 50,
+    q: str | None = None,
+    tag: str | None = None,
+    active: bool | None = None,
+) -> Page:
+    """Products by SKU, after the SKU `after`; `q` is text in the SKU or name."""
+    query = select(Product).order_by(Product.sku).limit(limit + 1)
+    if after is not None:
+        query = query.where(Product.sku > after)
+    if q:
+        pattern = _like(q)
+        query = query.where(
+            func.lower(Product.sku).like(pattern, escape="\\") | func.lower(Product.name).like(pattern, escape="\\")
+        )
+    if tag:
+        import json
+
+        query = query.where(cast(Product.tags, String).like(_like(json.dumps(tag)), escape="\\"))
+    if active is not None:
+        query = query.where(Product.active.is_(active))
+    products = list(session.scalars(query))
+    more = len(products) > limit
+    products = products[:limit]
+    return Page([_product(p) for p in products], products[-1].sku if more and products else None)
+
+
+def product_detail(session: Session, sku: str) -> dict[str, Any]:
+    product = session.scalar(select(Product).where(Product.sku == sku))
+    if product is None:
+        raise NotFoundError(f"unknown SKU {sku!r}")
+    return _product(product)
+
+
+def _listing(listing: Listing, sku: str, competitor: str, obs: PriceHistory | None, last_seen: Any) -> dict[str, Any]:
+    return {
+        "id": listing.id,
+        "sku": sku,
+        "competitor": competitor,
+        "url": listing.url,
+        "active": listing.active,
+        "price": format_amount(obs.price) if obs else None,
+        "currency": obs.currency if obs else None,
+        "in_stock": obs.in_stock if obs else None,
+        "observed_at": _iso(obs.observed_at) if obs else None,
+        "last_seen_at": _iso(last_seen) if obs else None,
+        "suspicious": obs.suspicious if obs else False,
+        "last_checked_at": _iso(listing.last_checked_at),
+        "last_outcome": listing.last_outcome,
+        "last_error": listing.last_error,
+        "consecutive_failures": listing.consecutive_failures,
+        "next_check_at": _iso(listing.next_check_at),
+    }
+
+
+def listing_page(
+    session: Session,
+    *,
+    after: int | None = None,
+    limit: int = 50,
+    skus: Sequence[str] = (),
+    competitor: str | None = None,
+    active: bool | None = None,
+    failing: bool | None = None,
+) -> Page:
+    """Listings by id with their latest state and last outcome, after the id `after`."""
+    latest = aliased(PriceHistory)
+    query = (
+        select(Listing, Product.sku, Competitor.name, latest, seen_until(latest))
+        .join(Product, Listing.product_id == Product.id)
+        .join(Competitor, Listing.competitor_id == Competitor.id)
+        .outerjoin(latest, latest.id == Listing.latest_history_id)
+        .order_by(Listing.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        query = query.where(Listing.id > after)
+    if skus:
+        query = query.where(Product.sku.in_(skus))
+    if competitor:
+        query = query.where(Competitor.name == competitor)
+    if active is not None:
+        query = query.where(Listing.active.is_(active))
+    if failing is True:
+        query = query.where(Listing.consecutive_failures > 0)
+    elif failing is False:
+        query = query.where(Listing.consecutive_failures == 0)
+    rows = session.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page([_listing(*row) for row in rows], str(rows[-1][0].id) if more and rows else None)
+
+
+def listing_detail(session: Session, listing_id: int) -> dict[str, Any]:
+    latest = aliased(PriceHistory)
+    row = session.execute(
+        select(Listing, Product.sku, Competitor.name, latest, seen_until(latest))
+        .join(Product, Listing.product_id == Product.id)
+        .join(Competitor, Listing.competitor_id == Competitor.id)
+        .outerjoin(latest, latest.id == Listing.latest_history_id)
+        .where(Listing.id == listing_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no listing {listing_id}")
+    return _listing(*row)
+
+
+def add_listing(
+    session: Session, sku: str, competitor: str, url: str, competitors: Sequence[CompetitorConfig]
+) -> dict[str, Any]:
+    """Add the listing of `sku` at `competitor` (a competitor of the config), as one import row would:
+    an existing listing of the pair gets the new URL, is re-enabled and is checked soon."""
+    configured = {c.name for c in competitors}
+    if competitor not in configured:
+        known = ", ".join(sorted(configured)) or "none configured"
+        raise InvalidRequestError(f"competitor: unknown competitor {competitor!r} (config has: {known})")
+    try:
+        check_http_url(url)
+    except ValueError as exc:
+        raise InvalidRequestError(f"url: {exc}") from None
+    if len(url) > 2048:
+        raise InvalidRequestError("url: longer than 2048 characters")
+    product_id = session.scalar(select(Product.id).where(Product.sku == sku))
+    if product_id is None:
+        raise NotFoundError(f"unknown SKU {sku!r} (import it with `pricemon import products`)")
+    competitor_id = sync_competitors(session, competitors)[competitor]
+    listing = session.scalar(
+        select(Listing).where(Listing.product_id == product_id, Listing.competitor_id == competitor_id)
+    )
+    if listing is None:
+        listing = Listing(
+            product_id=product_id,
+            competitor_id=competitor_id,
+            url=url,
+            active=True,
+            created_at=utcnow(),
+            consecutive_failures=0,
+        )
+        session.add(listing)
+    elif listing.url != url or not listing.active:
+        if listing.url != url:  # a new URL is a new page: forget what was known of the old one
+            listing.etag = listing.last_modified = listing.body_hash = None
+        listing.url, listing.active, listing.next_check_at = url, True, None
+    session.flush()
+    return listing_detail(session, listing.id)
+
+
+def set_listing_active(session: Session, listing_id: int, active: bool) -> dict[str, Any]:
+    """Enable or disable one listing (a disabled one is not checked; its history stays)."""
+    listing = session.get(Listing, listing_id)
+    if listing is None:
+        raise NotFoundError(f"no listing {listing_id}")
+    listing.active = active
+    if active:
+        listing.next_check_at = None  # due at once
+    session.flush()
+    return listing_detail(session, listing_id)
+
+
+def set_product_active(session: Session, sku: str, active: bool) -> dict[str, Any]:
+    """Activate or deactivate a product (an inactive one gets no checks and no suggestions)."""
+    product = session.scalar(select(Product).where(Product.sku == sku))
+    if product is None:
+        raise NotFoundError(f"unknown SKU {sku!r}")
+    product.active = active
+    product.updated_at = utcnow()
+    session.flush()
+    return _product(product)
+
+
+def _run(run: ScrapeRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "trigger": run.trigger,
+        "competitors": list(run.competitors),
+        "status": run.status,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "checked": run.checked,
+        "changed": run.changed,
+        "failed": run.failed,
+        "error": run.error,
+        "counts": run.counts,
+    }
+
+
+def sweep_page(session: Session, *, after: int | None = None, limit: int = 50) -> Page:
+    """Sweeps, newest first, older than the run id `after`."""
+    query = select(ScrapeRun).order_by(ScrapeRun.id.desc()).limit(limit + 1)
+    if after is not None:
+        query = query.where(ScrapeRun.id < after)
+    runs = list(session.scalars(query))
+    more = len(runs) > limit
+    runs = runs[:limit]
+    return Page([_run(r) for r in runs], str(runs[-1].id) if more and runs else None)
+
+
+def sweep_detail(session: Session, run_id: int) -> dict[str, Any]:
+    run = session.get(ScrapeRun, run_id)
+    if run is None:
+        raise NotFoundError(f"no sweep {run_id}")
+    return _run(run)

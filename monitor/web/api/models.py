@@ -1,0 +1,272 @@
+"""The API's contract: Pydantic models of what it takes and returns (the OpenAPI document is made
+from them). Money is a decimal string ("19.99"), times are ISO 8601 UTC; a listing's URL is checked
+by the same validator as a competitor's URLs in the config."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.settings import HttpUrl
+
+Money = str
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Product(Model):
+    sku: str
+    name: str
+    currency: str
+    price: Money
+    cost: Money | None
+    min_price: Money | None
+    max_price: Money | None
+    map_price: Money | None
+    gtin: str | None
+    tags: list[str]
+    active: bool
+
+
+class ProductPage(Model):
+    items: list[Product]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class ProductUpdate(Model):
+    active: bool = Field(description="false deactivates the product: no more checks or suggestions.")
+
+
+class Listing(Model):
+    id: int
+    sku: str
+    competitor: str
+    url: str
+    active: bool
+    price: Money | None
+    currency: str | None
+    in_stock: bool | None
+    observed_at: str | None
+    last_seen_at: str | None
+    suspicious: bool
+    last_checked_at: str | None
+    last_outcome: str | None
+    last_error: str | None
+    consecutive_failures: int
+    next_check_at: str | None
+
+
+class ListingPage(Model):
+    items: list[Listing]
+    next_cursor: str | None
+
+
+class ListingCreate(Model):
+    sku: str = Field(min_length=1, max_length=64)
+    competitor: str = Field(min_length=1, max_length=100, description="A competitor of the config.")
+    url: HttpUrl = Field(max_length=2048)
+
+
+class ListingUpdate(Model):
+    active: bool = Field(description="false disables the listing: it is no longer checked; its history stays.")
+
+
+class HistoryPoint(Model):
+    competitor: str
+    url: str
+    price: Money | None
+    currency: str | None
+    in_stock: bool | None
+    observed_at: str | None
+    last_seen_at: str | None
+    suspicious: bool
+    currency_mismatch: bool
+
+
+class History(Model):
+    sku: str
+    points: list[HistoryPoint]
+
+
+class Suggestion(Model):
+    id: int
+    product_id: int
+    sku: str
+    name: str
+    currency: str
+    tags: list[str]
+    status: str
+    strategy: str
+    current_price: Money
+    suggested_price: Money
+    change_pct: str = Field(description="Change from our price, in percent (decimal string).")
+    cost: Money | None
+    margin_before_pct: str | None
+    margin_after_pct: str | None
+    competitor_min: Money | None
+    competitor_median: Money | None
+    competitor_max: Money | None
+    index_before: str | None = Field(description="Our price / the market median, before the change.")
+    index_after: str | None
+    rank_before: int | None
+    rank_after: int | None
+    offers: int
+    newest_offer_at: str | None
+    reason: str
+    reason_steps: list[str]
+    flags: list[str] = Field(description="guardrail, suspicious, converted, filtered, auto_approved")
+    created_at: str
+    decided_by: str | None
+
+
+class SuggestionPage(Model):
+    items: list[Suggestion]
+    total: int = Field(description="Suggestions the filters select, on every page.")
+    next_cursor: str | None
+    sort: str
+    descending: bool
+
+
+Direction = Literal["raise", "cut"]
+SortKey = Literal["change", "impact", "sku", "name", "age", "margin"]
+
+
+class SuggestionFilter(Model):
+    """Which pending suggestions: the same filters as the list (and the Review page)."""
+
+    tag: str | None = None
+    competitor: str | None = None
+    strategy: str | None = None
+    direction: Direction | None = None
+    min_change_pct: Decimal | None = Field(None, ge=0, le=100000)
+    max_change_pct: Decimal | None = Field(None, ge=0, le=100000)
+    margin_below: Decimal | None = Field(None, ge=-100000, le=100000)
+    q: str | None = Field(None, max_length=200)
+
+
+class Decision(Model):
+    """The suggestions to decide: `ids`, or every pending one `filter` selects (`{}`: all pending)."""
+
+    ids: list[int] | None = Field(None, min_length=1, max_length=10000)
+    filter: SuggestionFilter | None = None
+    dry_run: bool = Field(False, description="Say what would be decided; change nothing.")
+
+
+class Decided(Model):
+    id: int
+    sku: str
+    current_price: Money
+    suggested_price: Money
+    currency: str
+
+
+class DecisionResult(Model):
+    status: Literal["approved", "rejected"]
+    count: int
+    by: str = Field(description="Who decided: the token's name, as recorded on each suggestion.")
+    dry_run: bool
+    suggestions: list[Decided]
+
+
+class ApplyRequest(Model):
+    dry_run: bool = Field(False, description="Preview what would change and be sent; change nothing.")
+
+
+class AppliedChange(Model):
+    sku: str
+    old_price: Money
+    new_price: Money
+    currency: str
+    strategy: str | None = None
+    suggestion_id: int | None = None
+
+
+class Feed(Model):
+    csv_rows: int | None = None
+    csv_path: str | None = None
+    sent: int = 0
+    failed: int = 0
+    error: str | None = None
+    csv_error: str | None = None
+
+
+class ApplyResult(Model):
+    dry_run: bool
+    by: str
+    count: int
+    applied: list[AppliedChange]
+    feed: Feed | None = Field(description="What the price feed did; null on a dry run (nothing is sent).")
+
+
+class ListingCounts(Model):
+    total: int
+    fresh: int
+    stale: int
+    failing: int
+
+
+class CompetitorStatus(Model):
+    name: str
+    base_url: str
+    enabled: bool
+    schedule: str
+    healthy: bool
+    listings: ListingCounts
+    last_success_at: str | None
+    next_due_at: str | None
+    last_sweep: dict[str, Any] | None
+    failing_longest: list[dict[str, Any]]
+
+
+class Competitors(Model):
+    healthy: bool
+    now: str
+    staleness_limit_seconds: float
+    competitors: list[CompetitorStatus]
+
+
+class Sweep(Model):
+    id: int
+    trigger: str
+    competitors: list[str]
+    status: str
+    started_at: str | None
+    finished_at: str | None
+    checked: int
+    changed: int
+    failed: int
+    error: str | None
+    counts: dict[str, Any]
+
+
+class SweepPage(Model):
+    items: list[Sweep]
+    next_cursor: str | None
+
+
+class AlertDelivery(Model):
+    channel: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: str | None
+    delivered_at: str | None
+
+
+class Alert(Model):
+    id: int
+    created_at: str
+    rule: str
+    condition: str
+    subject: str
+    message: str
+    payload: dict[str, Any]
+    deliveries: list[AlertDelivery]
+
+
+class Alerts(Model):
+    items: list[Alert]
