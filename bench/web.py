@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -294,18 +295,30 @@ def bench_store(
 
     import psycopg
 
-    name = f"pricemon_webbench_{os.getpid()}"
+    # Kept databases are named by their contents, so the next `--keep` run reuses one (after `db upgrade`).
+    name = f"pricemon_webbench_{zlib.crc32(key.encode()):08x}" if keep else f"pricemon_webbench_{os.getpid()}"
     server_url = postgres_url.rstrip("/")
     admin_dsn = server_url.replace("postgresql+psycopg://", "postgresql://", 1) + "/postgres"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
     url = f"{server_url}/{name}"
+    ready = work / "ready.json"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+        reuse = keep and exists and ready.exists()
+        if not reuse:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
     try:
+        if reuse:
+            pending = json.loads(ready.read_text(encoding="utf-8"))["pending"]
+            pricemon(work / "pricemon.toml", url, "db", "upgrade")
+            logger.info("reusing the PostgreSQL store %s (%d pending suggestions)", name, pending)
+            yield StoreInfo(url, work / "pricemon.toml", products, competitors, pending, None)
+            return
         shutil.rmtree(work, ignore_errors=True)
         began = time.perf_counter()
         pending = build_store(work, url, products, competitors, seed)
         seconds = time.perf_counter() - began
+        ready.write_text(json.dumps({"pending": pending, "seconds": seconds}), encoding="utf-8")
         logger.info("built the PostgreSQL store %s in %.1f s (%d pending suggestions)", name, seconds, pending)
         yield StoreInfo(url, work / "pricemon.toml", products, competitors, pending, seconds)
     finally:
@@ -606,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenario", action="append", type=parse_scenario, default=None,
                         help="NAME|page|/path or NAME|api|/path, repeatable (replaces the default three)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the SQLite store is kept")
-    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the PostgreSQL database (and reuse a kept one of the same size and seed)")
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md")
     parser.add_argument("--no-results", action="store_true", help="print only; append nothing to RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
