@@ -119,6 +119,7 @@ class WebRun:
     targets: list[Target] = field(default_factory=list)
     skipped: str | None = None
     error: str | None = None
+    load_average: list[float] = field(default_factory=list)  # 1-minute load before and after the load
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -527,6 +528,7 @@ def run_web(
                 with serve(store, store.config.parent, workers) as server:
                     run.server = f"pricemon serve, {workers or 1} worker(s)"
                     cookies = login(server.base_url, token)
+                    run.load_average.append(os.getloadavg()[0])
                     for scenario in chosen or scenarios():
                         logger.info("%s: %s, %d connections, %.0f s", backend, scenario.name, connections, seconds)
                         try:
@@ -535,6 +537,7 @@ def run_web(
                         except RuntimeError as exc:  # this scenario's path fails; the others are still measured
                             logger.error("%s: %s: %s", backend, scenario.name, exc)
                             run.error = f"{scenario.name}: {exc}"[-1500:]
+                    run.load_average.append(os.getloadavg()[0])
             finally:
                 revoke_token(store, token_name)
     except Exception as exc:  # one backend failing (no PostgreSQL, a server error) still reports the other
@@ -577,7 +580,9 @@ def render_markdown(runs: Sequence[WebRun], *, connections: int, seconds: float,
         lines.append(
             f"Review workspace on {run.backend}: {run.products:,} products x {run.competitors} competitors, "
             f"{run.pending:,} pending suggestions (store {built}); {run.server}; load: bench.web_load, "
-            f"{connections} connections, closed loop, {seconds:.0f} s per scenario after a warm-up."
+            f"{connections} connections, closed loop, {seconds:.0f} s per scenario after a warm-up; "
+            f"1-minute load average {' -> '.join(f'{x:.1f}' for x in run.load_average) or 'n/a'} "
+            "(other work on the machine shares its cores)."
         )
     lines += [
         "",
