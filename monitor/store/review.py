@@ -39,7 +39,10 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import Boolean
 
 from monitor.errors import PricemonError
 from monitor.store.history import counts_as_offer
@@ -170,6 +173,34 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+class _ContainsFolded(FunctionElement[bool]):
+    """`column` LIKE `pattern` (lower-case, escaped with a backslash) ignoring case, as each backend
+    does it best: ILIKE on PostgreSQL; plain LIKE on SQLite, which already ignores ASCII case (its
+    lower() folds only ASCII too, so the rows are the same) without a lower() call per row, which was
+    half the cost of counting a text search over 172,800 products."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(_ContainsFolded)
+def _contains_folded_sql(element: _ContainsFolded, compiler: Any, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(lower({column}) LIKE {pattern} ESCAPE '\\')"
+
+
+@compiles(_ContainsFolded, "sqlite")
+def _contains_folded_sqlite(element: _ContainsFolded, compiler: Any, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} LIKE {pattern} ESCAPE '\\')"
+
+
+@compiles(_ContainsFolded, "postgresql")
+def _contains_folded_postgresql(element: _ContainsFolded, compiler: Any, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} ILIKE {pattern} ESCAPE '\\')"
+
+
 def _where(filters: ReviewFilters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [Suggestion.status == filters.status]
     if filters.strategy:
@@ -186,9 +217,7 @@ def _where(filters: ReviewFilters) -> list[ColumnElement[bool]]:
         conditions.append(and_(Product.cost.is_not(None), _margin_after() < float(filters.margin_below)))
     if filters.q:
         pattern = _like(filters.q.lower())
-        conditions.append(
-            or_(func.lower(Product.sku).like(pattern, escape="\\"), func.lower(Product.name).like(pattern, escape="\\"))
-        )
+        conditions.append(or_(_ContainsFolded(Product.sku, pattern), _ContainsFolded(Product.name, pattern)))
     if filters.tag:
         # tags are a JSON list; its text holds each tag as a JSON string, quotes included
         conditions.append(cast(Product.tags, String).like(_like(json.dumps(filters.tag)), escape="\\"))
