@@ -259,7 +259,21 @@ def build_store(work: Path, database_url: str, products: int, competitors: int, 
     pricemon(config, database_url, "import", "listings", str(listings_csv))
     record_observations(database_url, competitors, seed)
     pricemon(config, database_url, "suggest")
+    settle(database_url)
     return count_pending(database_url)
+
+
+def settle(database_url: str) -> None:
+    """What autovacuum does to a store in use within minutes of a `pricemon suggest`: statistics
+    and the visibility map. Measured without them, PostgreSQL guesses 663 pending rows for 172,505
+    and counts them from the heap (620 ms) instead of the index."""
+    if not database_url.startswith("postgresql"):
+        return
+    import psycopg
+
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
 
 
 def store_key(products: int, competitors: int, seed: int) -> str:
