@@ -116,6 +116,9 @@ class BenchResult:
     backends: list[BackendRun] = field(default_factory=list)
     scrapy: Step | None = None
     scrapy_accuracy: Accuracy | None = None
+    web: list[Any] = field(default_factory=list)  # bench.web.WebRun per backend
+    web_connections: int = 0
+    web_seconds: float = 0.0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -401,7 +404,33 @@ def run_bench(args: argparse.Namespace, command_line: str) -> BenchResult:
         )
         run_stack.callback(_finish, server, work, args.keep)
         _run_steps(args, web, backends, dict(server.base_urls), work, result)
+    if not args.skip_web:
+        result.web_connections, result.web_seconds = args.web_connections, args.web_seconds
+        result.web = run_web_step(args, backends)
     return result
+
+
+def run_web_step(args: argparse.Namespace, backends: list[str]) -> list[Any]:
+    """The review workspace under load (bench/web.py) on a store of as many products as the web has pages
+    (172,800 at full size), after the sweeps so that nothing else competes for the 2 cores."""
+    from bench import web as web_bench
+
+    return [
+        web_bench.run_web(
+            backend,
+            products=args.shops * args.products,
+            competitors=web_bench.DEFAULT_COMPETITORS,
+            seed=args.seed,
+            cache=web_bench.DEFAULT_CACHE,
+            postgres_url=args.postgres_url,
+            keep=args.keep,
+            connections=args.web_connections,
+            seconds=args.web_seconds,
+            warmup=min(3.0, args.web_seconds / 4),
+            workers=args.web_workers,
+        )
+        for backend in backends
+    ]
 
 
 def _finish(server: Any, work: Path, keep: bool) -> None:
@@ -572,6 +601,11 @@ def render_markdown(result: BenchResult) -> str:
                 lines.append(f"- {backend.backend} {step.name} failed: `{step.error.splitlines()[-1][:300]}`")
     if result.scrapy and result.scrapy.error:
         lines.append(f"- Scrapy baseline failed: `{result.scrapy.error.splitlines()[-1][:300]}`")
+    if result.web:
+        from bench.web import render_markdown as render_web
+
+        lines += ["", render_web(result.web, connections=result.web_connections, seconds=result.web_seconds,
+                                 heading=None).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -612,6 +646,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="PostgreSQL server (no database)")
     parser.add_argument("--skip-scrapy", action="store_true", help="do not run the Scrapy baseline")
+    parser.add_argument("--skip-web", action="store_true", help="do not benchmark the review workspace")
+    parser.add_argument("--web-connections", type=int, default=4, help="web step: concurrent connections")
+    parser.add_argument("--web-seconds", type=float, default=20.0, help="web step: measured seconds per scenario")
+    parser.add_argument("--web-workers", type=int, default=None, help="web step: `pricemon serve --workers`")
     parser.add_argument("--keep", action="store_true", help="keep the run directory and PostgreSQL database")
     parser.add_argument("--server", choices=("nginx", "python"), default="nginx", help="static server to prefer")
     parser.add_argument(
@@ -642,4 +680,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = [s for b in result.backends for s in b.steps if s.returncode != 0]
     if result.scrapy and result.scrapy.returncode != 0:
         failed.append(result.scrapy)
+    failed += [w for w in result.web if w.error]
     return 1 if failed else 0

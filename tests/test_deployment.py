@@ -25,10 +25,39 @@ def _pricemon_commands() -> list[list[str]]:
     return commands
 
 
-def test_compose_parses_and_has_the_three_services() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
-    assert set(compose["services"]) == {"postgres", "migrate", "pricemon"}
-    assert compose["services"]["pricemon"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
+def test_compose_parses_and_has_the_four_services() -> None:
+    compose = _compose()
+    assert set(compose["services"]) == {"postgres", "migrate", "pricemon", "web"}
+    for name in ("pricemon", "web"):
+        assert compose["services"][name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_web_service_serves_the_workspace_on_the_hosts_loopback_only() -> None:
+    web = _compose()["services"]["web"]
+    command = web["command"]
+    assert command[:2] == ["pricemon", "serve"]
+    # Inside the container it must listen beyond loopback to be reachable through the published port...
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    port = command[command.index("--port") + 1]
+    # ...and the host publishes that port on 127.0.0.1 only: a network gets it through a proxy.
+    assert web["ports"] == [f"127.0.0.1:{port}:{port}"]
+    # Same database and config as the daemon, read-only config.
+    assert web["environment"] == _compose()["services"]["pricemon"]["environment"]
+    assert "./config:/config:ro" in web["volumes"]
+    assert f"127.0.0.1:{port}/" in " ".join(web["healthcheck"]["test"])
+
+
+def test_compose_says_how_the_web_service_gets_its_first_token() -> None:
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    create = "docker compose run --rm web pricemon tokens create"
+    assert create in text and create in readme
+    words = [*create.split()[5:], "alice", "--role", "admin"]  # pricemon tokens create alice --role admin
+    test_every_compose_command_exists_in_the_cli(words)
 
 
 @pytest.mark.parametrize("command", _pricemon_commands(), ids=lambda c: " ".join(c))

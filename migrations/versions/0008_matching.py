@@ -1,7 +1,7 @@
 """Matching: discovered competitor pages, match candidates, and our products' MPN and brand.
 
 Revision ID: 0008_matching
-Revises: 0004_lease
+Revises: 0005_tokens
 """
 
 from __future__ import annotations

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import os
+import secrets
+from typing import Any
 
 import click
 
@@ -27,8 +31,15 @@ def is_loopback(host: str) -> bool:
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8321, show_default=True, help="Port to listen on.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (about one per core; see README, workspace in production).",
+)
 @pass_app
-def serve_command(app: App, host: str, port: int) -> None:
+def serve_command(app: App, host: str, port: int, workers: int) -> None:
     """Serve the review workspace and the REST API (/api/v1, docs at /api/docs).
 
     Every page and API call needs a token (`pricemon tokens create`). Listening on anything but
@@ -49,19 +60,33 @@ def serve_command(app: App, host: str, port: int) -> None:
                 "open to the network for nothing; create one first with `pricemon tokens create NAME --role admin`"
             )
         click.echo("pricemon: no token yet: create one with `pricemon tokens create NAME --role admin`", err=True)
-    web_app = create_app(app.settings, store)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"pricemon: serving on http://{shown}:{port}/ (API docs at /api/docs)", err=True)
-    config = uvicorn.Config(
-        web_app,
-        host=host,
-        port=port,
-        log_config=None,  # the CLI's logging (with its secret filter) stays in charge
-        access_log=False,
-        server_header=False,
-        proxy_headers=True,  # X-Forwarded-Proto from a local reverse proxy: Secure cookies behind TLS
-    )
-    uvicorn.Server(config).run()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,  # the CLI's logging (with its secret filter) stays in charge
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": True,  # X-Forwarded-Proto from a local reverse proxy: Secure cookies behind TLS
+    }
+    if workers == 1:
+        uvicorn.Server(uvicorn.Config(create_app(app.settings, store), **options)).run()
+        return
+    from monitor.web.app import WORKER_ENV
+
+    store.dispose()  # each worker opens its own; no connection may cross the fork
+    secret_env = app.settings.web.session_secret_env
+    if not os.environ.get(secret_env):
+        # Every worker must sign and check the same cookies; a key per start, as with one process.
+        os.environ[secret_env] = secrets.token_urlsafe(32)
+    os.environ[WORKER_ENV] = json.dumps({
+        "config": app.config_path,
+        "database_url": app.settings.database_url,
+        "strategies_dir": app.strategies_dir,
+        "log_level": logging.getLogger().getEffectiveLevel(),
+    })
+    uvicorn.run("monitor.web.app:app_for_worker", factory=True, workers=workers, **options)
 
 
 @cli.group("tokens")

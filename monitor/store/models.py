@@ -25,6 +25,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    cast,
+    func,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -295,6 +297,25 @@ class Suggestion(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     product: Mapped[Product] = relationship()
+
+
+def suggestion_change_size() -> Any:
+    """|suggested - current| / current as SQL: the review queue's default sort key and the expression
+    of its index (migration 0009_review_idx); `op("/")` keeps SQLAlchemy from rewriting the division."""
+    current = cast(Suggestion.current_price, Float)
+    return func.abs((cast(Suggestion.suggested_price, Float) - current).self_group().op("/")(current))
+
+
+Index("ix_suggestions_review_change", Suggestion.status, suggestion_change_size(), Suggestion.id)
+# the review queue's totals and strategy choices, read from the index alone (migration 0009_review_idx)
+Index(
+    "ix_suggestions_review_cover",
+    Suggestion.status,
+    Suggestion.product_id,
+    Suggestion.current_price,
+    Suggestion.suggested_price,
+    Suggestion.strategy,
+)
 
 
 class PriceChange(Base):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,11 +39,14 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import Boolean
 
 from monitor.errors import PricemonError
 from monitor.store.history import counts_as_offer
-from monitor.store.models import Competitor, Listing, PriceHistory, Product, Suggestion
+from monitor.store.models import Competitor, Listing, PriceHistory, Product, Suggestion, suggestion_change_size
 
 Direction = Literal["raise", "cut"]
 SORTS = ("change", "impact", "sku", "name", "age", "margin")
@@ -131,6 +136,13 @@ def _change_pct() -> ColumnElement[Any]:
     return (cast(Suggestion.suggested_price, Float) - current) * 100.0 / current
 
 
+def _change_size() -> ColumnElement[Any]:
+    """The "change" sort key, |suggested - current| / current: the expression of the index
+    ix_suggestions_review_change, so that a page of the default sort reads its 50 index entries
+    instead of sorting every pending suggestion (172,800: 80 ms of CPU on SQLite, each page)."""
+    return suggestion_change_size()  # type: ignore[no-any-return]
+
+
 def _margin_after() -> ColumnElement[Any]:
     suggested = cast(Suggestion.suggested_price, Float)
     return case(
@@ -141,7 +153,7 @@ def _margin_after() -> ColumnElement[Any]:
 
 def _sort_key(sort: str) -> Any:  # a column or an expression
     if sort == "change":
-        return func.abs(_change_pct())
+        return _change_size()
     if sort == "impact":
         return func.abs(cast(Suggestion.suggested_price, Float) - cast(Suggestion.current_price, Float))
     if sort == "sku":
@@ -161,6 +173,34 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+class _ContainsFolded(FunctionElement[bool]):
+    """`column` LIKE `pattern` (lower-case, escaped with a backslash) ignoring case, as each backend
+    does it best: ILIKE on PostgreSQL; plain LIKE on SQLite, which already ignores ASCII case (its
+    lower() folds only ASCII too, so the rows are the same) without a lower() call per row, which was
+    half the cost of counting a text search over 172,800 products."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(_ContainsFolded)
+def _contains_folded_sql(element: _ContainsFolded, compiler: Any, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(lower({column}) LIKE {pattern} ESCAPE '\\')"
+
+
+@compiles(_ContainsFolded, "sqlite")
+def _contains_folded_sqlite(element: _ContainsFolded, compiler: Any, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} LIKE {pattern} ESCAPE '\\')"
+
+
+@compiles(_ContainsFolded, "postgresql")
+def _contains_folded_postgresql(element: _ContainsFolded, compiler: Any, **kw: Any) -> str:
+    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} ILIKE {pattern} ESCAPE '\\')"
+
+
 def _where(filters: ReviewFilters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [Suggestion.status == filters.status]
     if filters.strategy:
@@ -177,9 +217,7 @@ def _where(filters: ReviewFilters) -> list[ColumnElement[bool]]:
         conditions.append(and_(Product.cost.is_not(None), _margin_after() < float(filters.margin_below)))
     if filters.q:
         pattern = _like(filters.q.lower())
-        conditions.append(
-            or_(func.lower(Product.sku).like(pattern, escape="\\"), func.lower(Product.name).like(pattern, escape="\\"))
-        )
+        conditions.append(or_(_ContainsFolded(Product.sku, pattern), _ContainsFolded(Product.name, pattern)))
     if filters.tag:
         # tags are a JSON list; its text holds each tag as a JSON string, quotes included
         conditions.append(cast(Product.tags, String).like(_like(json.dumps(filters.tag)), escape="\\"))
@@ -283,7 +321,16 @@ def _cursor_value(value: Any) -> Any:
 
 
 def count_rows(session: Session, filters: ReviewFilters) -> int:
-    return int(session.execute(_base(filters).add_columns(func.count(Suggestion.id))).scalar_one())
+    if _needs_product(filters):
+        query = _base(filters).add_columns(func.count(Suggestion.id))
+    else:
+        # Counted on ix_suggestions_status_product alone: no join of 172,800 products for the total.
+        query = select(func.count(Suggestion.id)).where(*_where(filters))
+    return int(session.execute(query).scalar_one())
+
+
+def _needs_product(filters: ReviewFilters) -> bool:
+    return bool(filters.q or filters.tag or filters.skus or filters.margin_below is not None)
 
 
 def review_ids(session: Session, filters: ReviewFilters, *, limit: int | None = None) -> list[int]:
@@ -294,8 +341,32 @@ def review_ids(session: Session, filters: ReviewFilters, *, limit: int | None = 
     return list(session.execute(query).scalars())
 
 
-def facets(session: Session, status: str = "pending") -> dict[str, list[str]]:
-    """Values the filters can take (strategies with rows, tags and competitors that exist)."""
+#: facets() answers kept per database and status: (monotonic time, answer)
+_facets_cache: dict[tuple[str, str], tuple[float, dict[str, list[str]]]] = {}
+_facets_lock = threading.Lock()
+
+
+def facets(session: Session, status: str = "pending", *, max_age: float = 0.0) -> dict[str, list[str]]:
+    """Values the filters can take (strategies with rows, tags and competitors that exist).
+
+    With `max_age` (seconds), an answer that recent for the same database is reused: the tags are
+    read from every active product (172,800: ~70 ms of CPU on SQLite, the biggest part of a Review
+    page), and a choice list a few seconds old costs a filter that selects nothing, nothing more.
+    """
+    key = (session.get_bind().engine.url.render_as_string(hide_password=True), status)
+    if max_age > 0:
+        with _facets_lock:
+            cached = _facets_cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < max_age:
+            return cached[1]
+    answer = _read_facets(session, status)
+    if max_age > 0:
+        with _facets_lock:
+            _facets_cache[key] = (time.monotonic(), answer)
+    return answer
+
+
+def _read_facets(session: Session, status: str) -> dict[str, list[str]]:
     strategies = session.execute(
         select(Suggestion.strategy).where(Suggestion.status == status).distinct().order_by(Suggestion.strategy)
     ).scalars()

@@ -4,6 +4,8 @@ their vendored static files, over the same store and application functions as th
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -22,6 +24,8 @@ from monitor.web.security import SecurityHeaders
 from monitor.web.templating import environment
 
 OPENAPI_URL = "/api/v1/openapi.json"
+#: how `pricemon serve --workers N` tells each uvicorn worker process what to open (JSON)
+WORKER_ENV = "PRICEMON_SERVE_WORKER"
 
 
 def _version() -> str:
@@ -70,3 +74,16 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
         app.include_router(pages.router, include_in_schema=False)
     return app
+
+
+def app_for_worker() -> FastAPI:
+    """The app inside one of `pricemon serve --workers N`'s processes: uvicorn imports this factory
+    in each worker it spawns, which opens its own settings and store (nothing is shared across the
+    fork but the listening socket) and logs through the same redaction as the CLI."""
+    from monitor.logs import configure_worker_logging
+    from monitor.settings import load_settings
+
+    spec = json.loads(os.environ[WORKER_ENV])
+    settings = load_settings(spec["config"], database_url=spec["database_url"], strategies_dir=spec["strategies_dir"])
+    configure_worker_logging(int(spec["log_level"]), settings)
+    return create_app(settings)

@@ -36,6 +36,9 @@ from monitor.web.auth import Principal, require
 from monitor.web.templating import environment, render
 
 router = APIRouter()
+
+#: how old the filters' choice lists may be (monitor.store.review.facets): they cost a scan of every product
+FACETS_MAX_AGE_S = 30.0
 environment.globals.update(colour_of=competitor_colour)
 environment.filters["amount"] = format_amount  # 89.0000 -> 89.00
 
@@ -108,7 +111,7 @@ def review(request: Request, principal: Principal = require("viewer")) -> HTMLRe
             page = review_page(
                 session, filters, sort=sort, descending=descending, cursor=values.get("cursor") or None, limit=limit
             )
-            choices = facets(session)
+            choices = facets(session, max_age=FACETS_MAX_AGE_S)
     except (ReviewQueryError, ValueError) as exc:
         return _bad_request(request, exc if isinstance(exc, PricemonError) else ReviewQueryError(str(exc)))
     context = {
@@ -262,7 +265,7 @@ def matrix(request: Request, principal: Principal = require("viewer")) -> HTMLRe
         filters = _matrix_filters(values)
         with _store(request).session() as session:
             page = matrix_page(session, filters, after=values.get("after") or None)
-            choices = facets(session)
+            choices = facets(session, max_age=FACETS_MAX_AGE_S)
     except PricemonError as exc:
         return _bad_request(request, exc)
     kept = {k: v for k, v in values.items() if k in ("tag", "q", "competitor", "band") and v}

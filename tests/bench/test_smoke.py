@@ -31,6 +31,8 @@ def test_runner_end_to_end_on_sqlite(bench_cache: Path, tmp_path: Path) -> None:
             "sqlite",
             "--max-concurrency",
             "4",
+            "--web-seconds",
+            "1",
             "--cache-dir",
             str(bench_cache),
             "--results",
@@ -61,3 +63,13 @@ def test_runner_end_to_end_on_sqlite(bench_cache: Path, tmp_path: Path) -> None:
     section = results.read_text()
     assert "3 shops x 60 products = 180 pages" in section
     assert "PASS" in section or "MISS" in section
+    # The review workspace step: served and measured on a 180-product store, or skipped saying why.
+    (web,) = data["web"]
+    if web["skipped"] is None:
+        assert web["error"] is None and web["products"] == 180
+        assert [r["scenario"] for r in web["results"]] == [
+            "review page (50 rows)", "review page, filtered", "API suggestions (50)"]
+        assert all(r["load"]["ok"] > 0 and r["load"]["failed"] == 0 for r in web["results"])
+        assert "Review workspace on sqlite: 180 products" in section
+    else:
+        assert "web step skipped" in section
