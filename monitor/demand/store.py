@@ -116,3 +116,26 @@ def save_estimates(store: Store | Session, estimates: Sequence[DemandEstimate]) 
             )
             session.connection().execute(statement, rows[start : start + WRITE_CHUNK])
     return len(rows)
+
+
+def estimate_rows(session: Session, *, skus: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The stored estimates as plain rows for `pricemon demand show` (all products, or `skus`), by SKU."""
+    estimates = load_estimates(session, list(skus) if skus else None)
+    return [
+        {
+            "sku": e.sku,
+            "elasticity": e.elasticity,
+            "ci_low": e.ci_low,
+            "ci_high": e.ci_high,
+            "cross_elasticity": e.cross_elasticity,
+            "conversion_rate": e.conversion_rate,
+            "conversion_elasticity": e.conversion_elasticity,
+            "observations": e.observations,
+            "status": e.status,
+            "method": e.method,
+            "base_units": e.base_units,
+            "ref_price": None if e.ref_price is None else str(e.ref_price),
+            "fitted_at": None if e.fitted_at is None else e.fitted_at.isoformat(),
+        }
+        for _sku, e in sorted(estimates.items())
+    ]
