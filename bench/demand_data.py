@@ -181,7 +181,7 @@ def write_market_history(session: Session, data: DemandData, competitor: str = "
     shop = Competitor(name=competitor, base_url="http://127.0.0.1:9/")
     session.add(shop)
     session.flush()
-    ids = dict(session.execute(select(Product.sku, Product.id)).tuples().all())
+    ids = {sku: product_id for sku, product_id in session.execute(select(Product.sku, Product.id))}
     listings = [
         Listing(product_id=ids[t.sku], competitor_id=shop.id, url=f"http://127.0.0.1:9/{t.sku}") for t in data.truth
     ]
