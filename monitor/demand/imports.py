@@ -16,15 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from monitor.errors import ImportDataError
 from monitor.money import parse_amount
 from monitor.store.catalog import _read_csv  # the catalogue imports' reader: same header checks and messages
-from monitor.store.models import PriceChange, Product, SalesDay, TrafficDay
+from monitor.store.models import MONEY_PLACES, PriceChange, Product, SalesDay, TrafficDay
 
 SALES_REQUIRED = ("sku", "date", "units", "revenue")
 SALES_OPTIONAL = ("price",)
@@ -159,20 +157,48 @@ def _line_of(path: Path, problem: str) -> int:
     return int(line) if line.isdigit() else 0
 
 
-def _upsert(session: Session, table: Table, rows: list[dict[str, Any]], columns: Sequence[str]) -> tuple[int, int]:
-    """Insert or update `rows` by (product_id, date); returns (inserted, updated)."""
+def _upsert(session: Session, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+    """Insert or update `rows` (tuples of product_id, date, then `columns`) by (product_id, date);
+    returns (inserted, updated).
+
+    Below the ORM, because a sales file is often a million rows: PostgreSQL gets them through
+    COPY into a temporary table and one INSERT .. SELECT .. ON CONFLICT; SQLite through the
+    driver's executemany of the same upsert (values converted as the column types would).
+    """
     connection = session.connection()
-    count = select(func.count()).select_from(table)
+    count = text(f"SELECT count(*) FROM {table}")
     before = connection.execute(count).scalar_one()
-    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.product_id, table.c.date], set_={c: statement.excluded[c] for c in columns}
-    )
-    for start in range(0, len(rows), WRITE_CHUNK):
-        connection.execute(statement, rows[start : start + WRITE_CHUNK])
+    names = ("product_id", "date", *columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    conflict = f"ON CONFLICT (product_id, date) DO UPDATE SET {updates}"
+    if connection.dialect.name == "postgresql":
+        staging = f"import_{table}"
+        connection.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS SELECT {', '.join(names)} FROM {table} WITH NO DATA"
+        )
+        driver = connection.connection.dbapi_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(f"COPY {staging} ({', '.join(names)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row(row)
+        connection.exec_driver_sql(
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(names)} FROM {staging} {conflict}"
+        )
+        connection.exec_driver_sql(f"DROP TABLE {staging}")
+    else:
+        statement = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) {conflict}"
+        for start in range(0, len(rows), WRITE_CHUNK):
+            connection.exec_driver_sql(statement, [_sqlite_values(row) for row in rows[start : start + WRITE_CHUNK]])
     inserted = connection.execute(count).scalar_one() - before
     return inserted, len(rows) - inserted
+
+
+def _sqlite_values(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    # what the Date and Money column types store on SQLite: ISO text, and floats of 4-place amounts
+    return tuple(
+        v.isoformat() if isinstance(v, date) else float(v.quantize(MONEY_PLACES)) if isinstance(v, Decimal) else v
+        for v in row
+    )
 
 
 class AppliedPrices:
@@ -224,15 +250,16 @@ def import_sales(session: Session, path: Path) -> DailyImportSummary:
     ids = _check_skus(path, session, rows, problems)
     needs_price = sorted({ids[sku] for (sku, _), (_, (_u, _r, price)) in rows.items() if price is None})
     applied = AppliedPrices(session, needs_price) if needs_price else None
-    records: list[dict[str, Any]] = []
+    records: list[tuple[Any, ...]] = []
     from_history = 0
     for (sku, day), (_line, (units, revenue, price)) in rows.items():
         product_id = ids[sku]
         if price is None and applied is not None:
             price = applied.on(product_id, day)
             from_history += 1
-        records.append({"product_id": product_id, "date": day, "units": units, "revenue": revenue, "price": price})
-    inserted, updated = _upsert(session, SalesDay.__table__, records, ("units", "revenue", "price"))  # type: ignore[arg-type]
+        records.append((product_id, day, units, revenue, price))
+    del rows
+    inserted, updated = _upsert(session, SalesDay.__tablename__, ("units", "revenue", "price"), records)
     return DailyImportSummary(inserted, updated, from_history)
 
 
@@ -247,9 +274,7 @@ def import_traffic(session: Session, path: Path) -> DailyImportSummary:
 
     rows, problems = _parse(path, TRAFFIC_REQUIRED, TRAFFIC_OPTIONAL, values)
     ids = _check_skus(path, session, rows, problems)
-    records = [
-        {"product_id": ids[sku], "date": day, "sessions": sessions, "clicks": clicks}
-        for (sku, day), (_line, (sessions, clicks)) in rows.items()
-    ]
-    inserted, updated = _upsert(session, TrafficDay.__table__, records, ("sessions", "clicks"))  # type: ignore[arg-type]
+    records = [(ids[sku], day, sessions, clicks) for (sku, day), (_line, (sessions, clicks)) in rows.items()]
+    del rows
+    inserted, updated = _upsert(session, TrafficDay.__tablename__, ("sessions", "clicks"), records)
     return DailyImportSummary(inserted, updated)
