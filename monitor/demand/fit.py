@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -350,8 +350,18 @@ class FitSummary:
     seconds: float
 
 
-def fit_store(store: Store, *, min_observations: int = 30, chunk: int = 900) -> FitSummary:
-    """Fit every product's demand model from the database and save the estimates (one transaction)."""
+class FitStopped(Exception):
+    """`should_stop` said so between two chunks: nothing was saved."""
+
+
+def fit_store(
+    store: Store, *, min_observations: int = 30, chunk: int = 900, should_stop: Callable[[], bool] | None = None
+) -> FitSummary:
+    """Fit every product's demand model from the database and save the estimates (one transaction).
+
+    `should_stop` is asked between chunks (the daemon passes its stop event), so a daemon that is
+    told to stop does not wait for a whole fit: the transaction is rolled back, nothing is saved.
+    """
     from monitor.demand import dataset
     from monitor.demand.store import save_estimates
 
@@ -360,6 +370,8 @@ def fit_store(store: Store, *, min_observations: int = 30, chunk: int = 900) -> 
         entries = dataset.catalogue(session)
         stats = DemandStats(len(entries))
         for part in dataset.chunks(entries, chunk):
+            if should_stop is not None and should_stop():
+                raise FitStopped("stopped before the fit was done; nothing saved")
             rows = dataset.day_rows(session, part)
             stats.add(rows.product, rows.units, rows.price, rows.market_median, rows.sessions)
         fitted = estimates(

@@ -401,14 +401,20 @@ class Daemon:
     def _demand_fit_job(self) -> None:
         if self.stop_event.is_set() or self._store is None:
             return
-        from monitor.demand.fit import fit_store
+        from monitor.demand.fit import FitStopped, fit_store
         from monitor.demand.store import has_sales
 
         try:
             if not has_sales(self._store):
                 logger.info("demand models: no sales imported yet (`pricemon import sales`); nothing to fit")
                 return
-            fit_store(self._store, min_observations=self.settings.demand.min_observations)
+            fit_store(
+                self._store,
+                min_observations=self.settings.demand.min_observations,
+                should_stop=self.stop_event.is_set,
+            )
+        except FitStopped:
+            logger.info("demand models: fit abandoned, the daemon is stopping")
         except DATABASE_OUTAGES as exc:
             logger.warning("demand models: database unavailable (%s); next try on schedule", _one_line(exc))
         except Exception:

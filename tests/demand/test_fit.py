@@ -196,3 +196,23 @@ def test_demand_commands_end_to_end(tmp_path: Path, pricemon_cli) -> None:
     assert "30 demand model(s)" in table and "D000000" in table
     missing = pricemon("demand", "show", "--sku", "NOPE", expect=1)
     assert "no demand model for SKU(s) NOPE" in missing.stderr
+
+
+def test_a_fit_told_to_stop_saves_nothing(sqlite_url: str, tmp_path: Path) -> None:
+    data = DemandData(10, days=40, thin_share=0, constant_share=0)
+    products, sales, _traffic = write_csvs(data, tmp_path)
+    store = open_store(sqlite_url)
+    try:
+        from monitor.demand.fit import FitStopped
+        from monitor.demand.imports import import_sales
+
+        with store.session() as session:
+            import_products(session, products)
+            import_sales(session, sales)
+        asked: list[bool] = []
+        with pytest.raises(FitStopped):
+            fit_store(store, chunk=4, should_stop=lambda: bool(asked.append(True)) or len(asked) > 2)
+        assert len(asked) == 3 and load_estimates(store) == {}
+        assert fit_store(store, chunk=4, should_stop=lambda: False).products == 10
+    finally:
+        store.dispose()
