@@ -680,6 +680,17 @@ class WebSettings(Section):
     page_size: int = Field(50, ge=1, le=1000, description="Rows per page of the API's lists unless `limit` says.")
 
 
+class DemandSettings(Section):
+    fit_every: PositiveDuration = Field(
+        timedelta(days=1), description="How often `pricemon run` refits the demand models from our sales."
+    )
+    min_observations: int = Field(
+        30,
+        ge=3,
+        description="Days with sales a product needs for its own elasticity; fewer is thin_data (pooled).",
+    )
+
+
 class Settings(Section):
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
@@ -696,6 +707,7 @@ class Settings(Section):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings, description="Alert channels and delivery.")
     alerts: tuple[AlertRule, ...] = Field((), description="Alert rules, one [[alerts]] each.")
     web: WebSettings = Field(default_factory=WebSettings, description="The review workspace (`pricemon serve`).")
+    demand: DemandSettings = Field(default_factory=DemandSettings, description="Demand models from our own sales.")
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (not a key).")
 
