@@ -358,6 +358,11 @@ class SchedulerSettings(Section):
     suggest_every: Duration = Field(
         timedelta(minutes=15), description="How often `pricemon run` recomputes suggestions."
     )
+    reprice_on_change: bool = Field(
+        True,
+        description="`pricemon run` reprices the products of every sweep batch that changed a competitor's "
+        "price or stock at once (auto-approved prices applied and sent); suggest_every stays as the catch-up.",
+    )
     staleness_limit: Duration = Field(
         timedelta(hours=6),
         description="`pricemon status` fails when a competitor had no successful check for this long.",

@@ -20,7 +20,14 @@ from monitor.demand.profit import profit_impact
 from monitor.errors import ConfigError
 from monitor.money import MoneyRangeError, check_money, format_amount
 from monitor.pricing import (
-    HistoryPoint, NoChange, Offer, PricingContext, Product, Strategy, Suggestion, market_median,
+    HistoryPoint,
+    NoChange,
+    Offer,
+    PricingContext,
+    Product,
+    Strategy,
+    Suggestion,
+    market_median,
 )
 from monitor.pricing.guardrails import Limits, apply_guardrails, guardrail_bounds
 from monitor.pricing.invariants import invariant_breaches

@@ -96,6 +96,18 @@ def latest_offers(session: Session, *, skus: Sequence[str] = (), chunk: int = 50
         yield current
 
 
+def skus_of_listings(session: Session, listing_ids: Sequence[int]) -> list[str]:
+    """The SKUs of the active products these listings belong to (each once, sorted)."""
+    skus: set[str] = set()
+    for start in range(0, len(listing_ids), 500):
+        part = listing_ids[start : start + 500]
+        skus.update(session.scalars(
+            select(Product.sku).join(Listing, Listing.product_id == Product.id)
+            .where(Listing.id.in_(part), Product.active.is_(True))
+        ))
+    return sorted(skus)
+
+
 def _history_query(product_id: int, since: datetime | None, *, with_url: bool = False) -> Select[*tuple[Any, ...]]:
     """One product's competitor history rows, oldest first, still in force at or after `since`."""
     query = (

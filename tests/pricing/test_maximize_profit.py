@@ -43,7 +43,8 @@ def engine_for(pricing: dict[str, Any] | None = None, **top: Any) -> PricingEngi
 
 
 def price(demand: DemandEstimate | None, *, our: str = "30.00", cost: str | None = "20.00",
-          pricing: dict[str, Any] | None = None, offers: list[tuple[Any, ...]] | None = None, **product: Any) -> Outcome:
+          pricing: dict[str, Any] | None = None, offers: list[tuple[Any, ...]] | None = None,
+          **product: Any) -> Outcome:
     view = Product(sku="A-1", name="Kettle", price=Decimal(our), currency="EUR",
                    cost=Decimal(cost) if cost else None, **product)
     return engine_for(pricing).price(1, view, offers or [offer("acme", "31.00")], NOW, lambda _s: (), demand=demand)
