@@ -39,7 +39,7 @@ def test_suggestions_and_the_report_show_expected_profit_per_suggestion_and_in_t
     summary = compute_suggestions(settings_of(shop), shop.store, demand={"A-1": model("A-1")})
     assert summary.suggested == 2
     rows = {r["sku"]: r for r in shop.pricemon("suggestions", "--json").json()}
-    # maximize_profit at the optimum 20 * 2.5 / 1.5 = 33.33, expected +4.95/day
+    # maximize_profit at the optimum 20 * 2.5 / 1.5 = 33.33, expected +2.46/day
     a1 = rows["A-1"]
     assert (a1["strategy"], a1["suggested_price"]) == ("maximize_profit", "33.33")
     units_after = 10 * (33.33 / 30) ** -2.5
