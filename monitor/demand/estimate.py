@@ -41,6 +41,8 @@ class DemandEstimate:
     ref_index: float | None
     fitted_at: datetime | None
     method: str = ""  # e.g. "loglog", "poisson", "pooled:tag=…"
+    #: how the conversion rate (units / sessions) moves with the price index: d log(conv) / d log(index)
+    conversion_elasticity: float | None = None
 
     @property
     def usable(self) -> bool:

@@ -7,7 +7,7 @@ and last seen. The schema is created and changed only by the Alembic migrations 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,9 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -353,3 +355,53 @@ class AlertDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     next_attempt_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+
+
+class SalesDay(Base):
+    """Our own sales of one product on one day (imported): units sold, revenue, and the price charged."""
+
+    __tablename__ = "sales_days"
+    __table_args__ = (UniqueConstraint("product_id", "date"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    date: Mapped[date] = mapped_column(Date)
+    units: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[Decimal]
+    # From the file, else from pricemon's applied-price history at import time; None: not known.
+    price: Mapped[Decimal | None]
+
+
+class TrafficDay(Base):
+    """Our own shop's traffic for one product on one day (imported): product page sessions and clicks."""
+
+    __tablename__ = "traffic_days"
+    __table_args__ = (UniqueConstraint("product_id", "date"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    date: Mapped[date] = mapped_column(Date)
+    sessions: Mapped[int] = mapped_column(Integer)
+    clicks: Mapped[int | None] = mapped_column(Integer)
+
+
+class DemandEstimateRow(Base):
+    """A product's latest fitted demand model (see `monitor.demand.estimate.DemandEstimate`)."""
+
+    __tablename__ = "demand_estimates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    elasticity: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    cross_elasticity: Mapped[float | None] = mapped_column(Float)
+    conversion_rate: Mapped[float | None] = mapped_column(Float)
+    conversion_elasticity: Mapped[float | None] = mapped_column(Float)
+    observations: Mapped[int] = mapped_column(Integer)
+    base_units: Mapped[float | None] = mapped_column(Float)
+    ref_price: Mapped[Decimal | None]
+    ref_index: Mapped[float | None] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(200), default="")
+    fitted_at: Mapped[datetime]
