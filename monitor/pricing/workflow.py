@@ -215,12 +215,10 @@ def compute_suggestions(
 
 
 def load_demand(store: Store, skus: Sequence[str] = ()) -> Mapping[str, DemandEstimate]:
-    """Every fitted demand model (of `skus`, when given), by SKU: one query."""
-    try:
-        from monitor.demand.store import load_estimates  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the demand tables are not in this build yet
-        return {}
-    return load_estimates(store, skus=list(skus) or None)  # type: ignore[no-any-return,unused-ignore]
+    """Every fitted demand model (of `skus`, when given), by SKU: one query (per 900 SKUs)."""
+    from monitor.demand.store import load_estimates
+
+    return load_estimates(store, list(skus) or None)
 
 
 def _feed_state(settings: Settings) -> str:

@@ -119,3 +119,24 @@ def test_backtest_command_takes_several_strategies_and_keeps_the_single_one(shop
     assert one["strategy"] == "match_lowest" and one["suggestions"] >= 1 and "results" in one
     assert "unknown strategy 'nope'" in shop.pricemon("backtest", "--strategy", "match_lowest", "--strategy", "nope",
                                                        expect=1).stderr
+
+
+def test_stored_demand_models_reach_suggest_and_backtest_through_the_cli(shop: Market, monkeypatch) -> None:
+    from monitor.demand.store import save_estimates
+
+    monkeypatch.setenv("COLUMNS", "200")
+    save_estimates(shop.store, [model("A-1"), model("B-2", status="thin_data")])
+    history(shop)
+    shop.reconfigure('[pricing.default]\nstrategies = ["maximize_profit"]\nrounding = "none"\n')
+    summary = shop.pricemon("suggest", "--json").json()
+    assert (summary["suggested"], summary["no_change"]) == (1, 1)
+    [a1] = shop.pricemon("suggestions", "--json").json()
+    assert (a1["sku"], a1["suggested_price"]) == ("A-1", "33.33") and Decimal(a1["expected_profit_change"]) > 0
+    compared = shop.pricemon("backtest", "--strategy", "maximize_profit", "--strategy", "match_lowest",
+                             "--days", "7", "--json").json()
+    assert compared["charged"]["units"] == pytest.approx(70.0, abs=0.05)  # the replay's clock is a moment later
+    assert [r["strategy"] for r in compared["comparison"]] == ["maximize_profit", "match_lowest"]
+    assert all(r["expected"] is not None for r in compared["comparison"])
+    shown = shop.pricemon("backtest", "--strategy", "maximize_profit", "--days", "7").stdout
+    assert "1 product(s) with a demand model" in shown
+    assert "maximize_profit vs the prices charged: expected profit +" in shown
