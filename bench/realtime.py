@@ -120,6 +120,10 @@ class Webhook:
 @dataclass
 class Latency:
     seconds: list[float] = field(default_factory=list)
+    #: of each: page change -> the check that saw it (the sweep cadence), and that check -> the feed
+    #: message (committing the batch, repricing, applying, sending)
+    to_check: list[float] = field(default_factory=list)
+    check_to_feed: list[float] = field(default_factory=list)
     missed: int = 0
     log: str = ""
 
@@ -213,6 +217,10 @@ def measure(
                     result.missed += 1
                     continue
                 result.seconds.append(arrived - changed_at)
+                checked = _checked_at(database, sku, text)
+                if checked is not None:
+                    result.to_check.append(checked - changed_at)
+                    result.check_to_feed.append(arrived - checked)
         finally:
             daemon.send_signal(signal.SIGTERM)
             try:
@@ -226,7 +234,26 @@ def measure(
     return result
 
 
-def render(command: str, started_at: str, latency: Latency, changes: int, every: str) -> str:
+def _checked_at(database: Path, sku: str, price: str) -> float | None:
+    """When the check that first read `price` for `sku` ran (its history row's observed_at)."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    connection = sqlite3.connect(database, timeout=30)
+    try:
+        row = connection.execute(
+            "SELECT min(h.observed_at) FROM price_history h JOIN listings l ON l.id = h.listing_id "
+            "JOIN products p ON p.id = l.product_id WHERE p.sku = ? AND h.price = ?", (sku, float(price))
+        ).fetchone()
+    finally:
+        connection.close()
+    if not row or row[0] is None:
+        return None
+    when = datetime.fromisoformat(str(row[0]))
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def render(command: str, started_at: str, latency: Latency, changes: int, every: str, products: int) -> str:
     machine = describe_machine("python")
     p50, p95 = latency.percentile(0.5), latency.percentile(0.95)
     worst = max(latency.seconds, default=None)
@@ -234,6 +261,9 @@ def render(command: str, started_at: str, latency: Latency, changes: int, every:
 
     def fmt(value: float | None) -> str:
         return f"{value:.2f}" if value is not None else "-"
+
+    def middle(values: list[float]) -> str:
+        return fmt(Latency(sorted(values)).percentile(0.5))
 
     return "\n".join([
         f"## {started_at} (real-time repricing: page change -> feed message)",
@@ -243,13 +273,16 @@ def render(command: str, started_at: str, latency: Latency, changes: int, every:
         "",
         f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), Python {machine['python']}; git {machine['git']}.",
         "",
-        "| changes | reached the feed | p50 s | p95 s | max s |",
-        "|---:|---:|---:|---:|---:|",
-        f"| {changes} | {len(latency.seconds)} | {fmt(p50)} | {fmt(p95)} | {fmt(worst)} |",
+        "| products | changes | reached the feed | p50 s | p95 s | max s | p50 change -> check s "
+        "| p50 check -> feed s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {products} | {changes} | {len(latency.seconds)} | {fmt(p50)} | {fmt(p95)} | {fmt(worst)} | "
+        f"{middle(latency.to_check)} | {middle(latency.check_to_feed)} |",
         "",
         f"- **{'PASS' if passed else 'MISS'}** p95 <= {TARGET_P95_S:g} s, every change sent: p95 {fmt(p95)} s, "
         f"{latency.missed} missed",
         f"- every latency (s): {', '.join(f'{s:.2f}' for s in latency.seconds)}",
+        f"- check -> feed (s): {', '.join(f'{s:.2f}' for s in latency.check_to_feed)}",
         "",
     ])
 
@@ -266,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pricemon-realtime-") as tmp:
         latency = measure(Path(tmp), changes=args.changes, products=args.products, every=args.every)
     command = " ".join(["python -m bench.realtime", *(sys.argv[1:] if argv is None else argv)])
-    section = render(command, started_at, latency, args.changes, args.every)
+    section = render(command, started_at, latency, args.changes, args.every, args.products)
     sys.stdout.write("\n" + section)
     if not args.no_results:
         append_results(args.results, section)

@@ -315,6 +315,11 @@ class ScrapeSettings(Section):
         0.5, gt=0, description="A price moving more than this share from the last one is flagged suspicious."
     )
     batch_size: int = Field(500, ge=1, description="Listings per batch; each batch commits on its own.")
+    batch_max_wait: PositiveDuration = Field(
+        timedelta(seconds=1),
+        description="A batch commits when it is this old even if not full, so changes reach the store (and the "
+        "daemon's repricing) within about this long of being checked.",
+    )
     workers: int = Field(0, ge=0, le=64, description="Worker processes for a sweep; 0 means one per CPU core.")
     max_connections: int = Field(512, ge=1, description="Requests in flight across all competitors per worker.")
     allowed_networks: tuple[str, ...] = Field(

@@ -597,6 +597,8 @@ async def _sweep_competitor(
     competitor = fetcher.competitor
     started = time.perf_counter()
     batch: list[CheckResult] = []
+    batch_began = [0.0]  # when the first result of the open batch came in
+    max_wait = settings.scrape.batch_max_wait.total_seconds()
     outcomes: Counter[str] = Counter()
     commit_seconds = 0.0
 
@@ -639,13 +641,17 @@ async def _sweep_competitor(
                 product_currency=target.product_currency,
                 body_hash=target.body_hash,
             )
+            if not batch:
+                batch_began[0] = time.monotonic()
             batch.append(result)
             ticks[0] += 1
             ticks[1] += result.outcome in FAILURE_OUTCOMES
             if ticks[0] >= TICK:
                 emit(("tick", *ticks))
                 ticks[:] = [0, 0]
-            if len(batch) >= settings.scrape.batch_size:
+            # Full, or old enough: a change checked early in a long sweep reaches the store (and
+            # the daemon's repricing) within batch_max_wait, not at the end of the sweep.
+            if len(batch) >= settings.scrape.batch_size or time.monotonic() - batch_began[0] >= max_wait:
                 await flush()
 
     # More lanes than the slot admits, so one lane parsing a page never leaves the slot idle.
