@@ -66,6 +66,8 @@ def suggest_command(app: App, skus: tuple[str, ...], as_json: bool) -> None:
         + (f", {summary.held} held by the guardrails" if summary.held else "")
         + (f", {summary.refused} refused" if summary.refused else "")
         + (f", {summary.auto_applied} auto-applied" if summary.auto_applied else "")
+        + (f"; expected profit {_per_currency(summary.expected_profit_change)}/day from "
+           f"{summary.with_demand_model} with a demand model" if summary.with_demand_model else "")
     )
     for held in summary.held_reasons:
         click.echo(f"  {held['sku']} keeps its price: {held['reason']}", err=True)
@@ -116,6 +118,10 @@ def suggestions_command(app: App, status: str, skus: tuple[str, ...], limit: int
 
 def _signed(amount: str | None) -> str:
     return "" if amount is None else amount if amount.startswith("-") or amount == "0.00" else f"+{amount}"
+
+
+def _per_currency(totals: dict[str, Any]) -> str:
+    return ", ".join(f"{_signed(f'{value:.2f}')} {currency}" for currency, value in sorted(totals.items()))
 
 
 def _expected_summary(rows: list[dict[str, Any]]) -> str:

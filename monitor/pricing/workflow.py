@@ -59,9 +59,14 @@ class SuggestSummary:
     errors: list[dict[str, str | None]] = field(default_factory=list)
     held_reasons: list[dict[str, str | None]] = field(default_factory=list)
     feed: dict[str, Any] | None = None
+    #: suggestions whose expected profit change a demand model gave, and its sum per day by currency
+    with_demand_model: int = 0
+    expected_profit_change: dict[str, Decimal] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["expected_profit_change"] = {cur: money(v) for cur, v in self.expected_profit_change.items()}
+        return data
 
 
 @dataclass
@@ -187,7 +192,13 @@ def compute_suggestions(
                     continue
                 computed.append(outcome.product_id)
                 if outcome.kind == "suggested":
-                    rows.append(_suggestion_row(outcome, products[outcome.product_id], now))
+                    row = _suggestion_row(outcome, products[outcome.product_id], now)
+                    rows.append(row)
+                    if row["expected_profit_change"] is not None:
+                        summary.with_demand_model += 1
+                        totals = summary.expected_profit_change
+                        currency = row["currency"]
+                        totals[currency] = totals.get(currency, Decimal(0)) + row["expected_profit_change"]
             auto_ids.extend(save_suggestions(session, computed, rows, now=now))
 
         for row in latest_offers(session, skus=skus):

@@ -132,6 +132,10 @@ def test_stored_demand_models_reach_suggest_and_backtest_through_the_cli(shop: M
     assert (summary["suggested"], summary["no_change"]) == (1, 1)
     [a1] = shop.pricemon("suggestions", "--json").json()
     assert (a1["sku"], a1["suggested_price"]) == ("A-1", "33.33") and Decimal(a1["expected_profit_change"]) > 0
+    assert summary["with_demand_model"] == 1
+    assert summary["expected_profit_change"] == {"EUR": a1["expected_profit_change"]}
+    again = shop.pricemon("suggest").stdout  # the table form says the same
+    assert f"expected profit +{a1['expected_profit_change']} EUR/day from 1 with a demand model" in again
     compared = shop.pricemon("backtest", "--strategy", "maximize_profit", "--strategy", "match_lowest",
                              "--days", "7", "--json").json()
     assert compared["charged"]["units"] == pytest.approx(70.0, abs=0.05)  # the replay's clock is a moment later
