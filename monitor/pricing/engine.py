@@ -256,7 +256,7 @@ class PricingEngine:
                 return Outcome(product.sku, product_id, "held", name, reason=f"{reason}; {guarded.held}",
                                details=details)
             kind = "unchanged" if guarded.price == product.price else "suggested"
-            if kind == "suggested":
+            if kind == "suggested" and demand is not None:
                 # What the move is expected to do to sales and profit, when the model can say.
                 impact = profit_impact(demand, product.price, guarded.price, product.cost, market_median(offers))
                 if impact is not None:
