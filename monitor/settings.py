@@ -315,6 +315,11 @@ class ScrapeSettings(Section):
         0.5, gt=0, description="A price moving more than this share from the last one is flagged suspicious."
     )
     batch_size: int = Field(500, ge=1, description="Listings per batch; each batch commits on its own.")
+    batch_max_wait: PositiveDuration = Field(
+        timedelta(seconds=1),
+        description="A batch commits when it is this old even if not full, so changes reach the store (and the "
+        "daemon's repricing) within about this long of being checked.",
+    )
     workers: int = Field(0, ge=0, le=64, description="Worker processes for a sweep; 0 means one per CPU core.")
     max_connections: int = Field(512, ge=1, description="Requests in flight across all competitors per worker.")
     allowed_networks: tuple[str, ...] = Field(
@@ -357,6 +362,11 @@ class SchedulerSettings(Section):
     )
     suggest_every: Duration = Field(
         timedelta(minutes=15), description="How often `pricemon run` recomputes suggestions."
+    )
+    reprice_on_change: bool = Field(
+        True,
+        description="`pricemon run` reprices the products of every sweep batch that changed a competitor's "
+        "price or stock at once (auto-approved prices applied and sent); suggest_every stays as the catch-up.",
     )
     staleness_limit: Duration = Field(
         timedelta(hours=6),

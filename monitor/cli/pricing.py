@@ -66,6 +66,8 @@ def suggest_command(app: App, skus: tuple[str, ...], as_json: bool) -> None:
         + (f", {summary.held} held by the guardrails" if summary.held else "")
         + (f", {summary.refused} refused" if summary.refused else "")
         + (f", {summary.auto_applied} auto-applied" if summary.auto_applied else "")
+        + (f"; expected profit {_per_currency(summary.expected_profit_change)}/day from "
+           f"{summary.with_demand_model} with a demand model" if summary.with_demand_model else "")
     )
     for held in summary.held_reasons:
         click.echo(f"  {held['sku']} keeps its price: {held['reason']}", err=True)
@@ -95,8 +97,8 @@ def suggestions_command(app: App, status: str, skus: tuple[str, ...], limit: int
         print_json(rows)
         return
     print_table(
-        f"{len(rows)} suggestion(s)",
-        ["ID", "SKU", "Current", "Suggested", "Cur", "Strategy", "Status", "Reason"],
+        f"{len(rows)} suggestion(s){_expected_summary(rows)}",
+        ["ID", "SKU", "Current", "Suggested", "Cur", "Exp. profit/day", "Strategy", "Status", "Reason"],
         (
             [
                 r["id"],
@@ -104,6 +106,7 @@ def suggestions_command(app: App, status: str, skus: tuple[str, ...], limit: int
                 r["current_price"],
                 r["suggested_price"],
                 r["currency"],
+                _signed(r["expected_profit_change"]),
                 r["strategy"],
                 r["status"],
                 r["reason"],
@@ -111,6 +114,30 @@ def suggestions_command(app: App, status: str, skus: tuple[str, ...], limit: int
             for r in rows
         ),
     )
+
+
+def _signed(amount: str | None) -> str:
+    return "" if amount is None else amount if amount.startswith("-") or amount == "0.00" else f"+{amount}"
+
+
+def _per_currency(totals: dict[str, Any]) -> str:
+    return ", ".join(f"{_signed(f'{value:.2f}')} {currency}" for currency, value in sorted(totals.items()))
+
+
+def _expected_summary(rows: list[dict[str, Any]]) -> str:
+    """`; expected profit +14.20 EUR/day in total (2 with a demand model)`, per currency."""
+    from decimal import Decimal
+
+    totals: dict[str, Decimal] = {}
+    counted = 0
+    for r in rows:
+        if r["expected_profit_change"] is not None:
+            counted += 1
+            totals[r["currency"]] = totals.get(r["currency"], Decimal(0)) + Decimal(r["expected_profit_change"])
+    if not counted:
+        return ""
+    shown = ", ".join(f"{_signed(f'{v:.2f}')} {cur}/day" for cur, v in sorted(totals.items()))
+    return f"; expected profit {shown} in total ({counted} with a demand model)"
 
 
 def _decide(
@@ -258,15 +285,26 @@ def feed_send(app: App, as_json: bool) -> None:
 
 
 @cli.command("backtest")
-@click.option("--strategy", "strategy", required=True, help="Strategy to replay.")
+@click.option("--strategy", "strategies", required=True, multiple=True,
+              help="Strategy to replay; repeat it to compare several side by side.")
 @click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, help="How far back.")
 @click.option("--sku", "skus", multiple=True, help="Only this SKU (repeatable).")
 @json_option
 @pass_app
-def backtest_command(app: App, strategy: str, days: int, skus: tuple[str, ...], as_json: bool) -> None:
-    """Replay stored history: what STRATEGY would have suggested at each competitor change."""
-    from monitor.pricing.workflow import backtest
+def backtest_command(app: App, strategies: tuple[str, ...], days: int, skus: tuple[str, ...], as_json: bool) -> None:
+    """Replay stored history: what each STRATEGY would have suggested at each competitor change, and
+    (with fitted demand models) its expected units, revenue and profit against the prices charged."""
+    from monitor.pricing.workflow import backtest, compare_strategies
 
+    names = tuple(dict.fromkeys(strategies))
+    if len(names) > 1:
+        comparison = compare_strategies(app.settings, app.store(), names, days=days, skus=skus)
+        if as_json:
+            print_json(comparison)
+            return
+        _echo_comparison(comparison)
+        return
+    (strategy,) = names
     result = backtest(app.settings, app.store(), strategy, days=days, skus=skus)
     if as_json:
         print_json(result)
@@ -281,3 +319,33 @@ def backtest_command(app: App, strategy: str, days: int, skus: tuple[str, ...], 
         for e in p["events"]
     ]
     print_table(None, ["SKU", "At", "Lowest", "Suggested", "Our price", "Rank"], rows)
+    expected = result["expected"]
+    if expected is None:
+        click.echo("expected sales: no product has a usable demand model (see `pricemon demand fit`)")
+        return
+    print_table(
+        f"Expected over {days} day(s), {expected['products']} product(s) with a demand model",
+        ["Prices", "Units", "Revenue", "Profit"],
+        [[label, f"{t['units']:.1f}", t["revenue"], t["profit"] or ""]
+         for label, t in ((strategy, expected["strategy"]), ("charged", expected["charged"]))],
+    )
+    if expected["profit_difference"] is not None:
+        click.echo(f"{strategy} vs the prices charged: expected profit {_signed(expected['profit_difference'])}")
+
+
+def _echo_comparison(comparison: dict[str, Any]) -> None:
+    click.echo(f"{len(comparison['comparison'])} strategies over {comparison['days']} day(s)")
+    rows = []
+    for row in comparison["comparison"]:
+        t = row["expected"]
+        rows.append([row["strategy"], row["suggestions"], row["failed"],
+                     f"{t['units']:.1f}" if t else "", t["revenue"] if t else "", (t["profit"] or "") if t else "",
+                     _signed(row["profit_difference"])])
+    charged = comparison["charged"]
+    if charged is not None:
+        rows.append(["(prices charged)", "", "", f"{charged['units']:.1f}", charged["revenue"], charged["profit"] or "",
+                     ""])
+    print_table(None, ["Strategy", "Price changes", "Failures", "Exp. units", "Exp. revenue", "Exp. profit",
+                       "Profit vs charged"], rows)
+    if charged is None:
+        click.echo("expected sales: no product has a usable demand model (see `pricemon demand fit`)")

@@ -28,6 +28,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, runtime_checkable
 
+from monitor.demand.estimate import DemandEstimate
 from monitor.money import format_amount
 
 ENTRY_POINT_GROUP = "pricemon.strategies"
@@ -85,12 +86,18 @@ def _no_history(_since: datetime | None) -> Sequence[HistoryPoint]:
     return ()
 
 
+def _no_limits() -> tuple[Decimal | None, Decimal | None]:
+    return None, None
+
+
 @dataclass(frozen=True)
 class PricingContext:
     """Everything a strategy may look at for one product.
 
     `offers` are already filtered by the assignment (in stock, fresh, not suspicious, wanted
-    competitors, converted currency); `all_offers` are the unfiltered latest states.
+    competitors, converted currency); `all_offers` are the unfiltered latest states. `demand` is
+    the product's fitted demand model (`pricemon demand fit`), or None when none was fitted;
+    only `demand.usable` models should drive a price.
     """
 
     product: Product
@@ -98,10 +105,17 @@ class PricingContext:
     now: datetime
     all_offers: tuple[Offer, ...] = ()
     history_reader: Callable[[datetime | None], Sequence[HistoryPoint]] = field(default=_no_history, repr=False)
+    demand: DemandEstimate | None = None
+    limits_reader: Callable[[], tuple[Decimal | None, Decimal | None]] = field(default=_no_limits, repr=False)
 
     def price_history(self, since: datetime | None = None) -> Sequence[HistoryPoint]:
         """This product's competitor price history, oldest first (read lazily on first use)."""
         return self.history_reader(since)
+
+    def allowed_range(self) -> tuple[Decimal | None, Decimal | None]:
+        """(lowest, highest) price the assignment's guardrails allow before rounding (margin floor,
+        MAP, min/max, max_change); None where nothing limits that side."""
+        return self.limits_reader()
 
 
 @dataclass(frozen=True)
@@ -197,8 +211,18 @@ def describe_offers(offers: Sequence[Offer]) -> str:
     return f"{names} {format_price(offers[0].price)}"
 
 
+def market_median(offers: Sequence[Offer]) -> Decimal | None:
+    """The median price of `offers` (the mean of the middle two for an even count), or None."""
+    prices = sorted(o.price for o in offers)
+    if not prices:
+        return None
+    middle = len(prices) // 2
+    return prices[middle] if len(prices) % 2 else (prices[middle - 1] + prices[middle]) / 2
+
+
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "DemandEstimate",
     "HistoryPoint",
     "NoChange",
     "Offer",
@@ -211,4 +235,5 @@ __all__ = [
     "describe_offers",
     "format_price",
     "lowest",
+    "market_median",
 ]

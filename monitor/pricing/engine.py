@@ -15,10 +15,21 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
+from monitor.demand.estimate import DemandEstimate
+from monitor.demand.profit import profit_impact
 from monitor.errors import ConfigError
 from monitor.money import MoneyRangeError, check_money, format_amount
-from monitor.pricing import HistoryPoint, NoChange, Offer, PricingContext, Product, Strategy, Suggestion
-from monitor.pricing.guardrails import apply_guardrails
+from monitor.pricing import (
+    HistoryPoint,
+    NoChange,
+    Offer,
+    PricingContext,
+    Product,
+    Strategy,
+    Suggestion,
+    market_median,
+)
+from monitor.pricing.guardrails import Limits, apply_guardrails, guardrail_bounds
 from monitor.pricing.invariants import invariant_breaches
 from monitor.pricing.loader import StrategyManager
 from monitor.settings import Assignment, PricingSettings
@@ -32,8 +43,8 @@ CENTS = Decimal("0.01")
 
 # (competitor, url, price, currency, in_stock, observed_at, last_seen_at, suspicious)
 RawOffer = tuple[Any, ...]
-# (product id, product, raw offers, its history reader)
-PricingItem = tuple[int, Product, Sequence[RawOffer], Callable[[datetime | None], Sequence[HistoryPoint]]]
+# (product id, product, raw offers, its history reader[, its demand model or None])
+PricingItem = tuple[Any, ...]
 
 
 @dataclass
@@ -209,11 +220,16 @@ class PricingEngine:
         history: Callable[[datetime | None], Sequence[HistoryPoint]],
         mark: Callable[[str], None] = lambda _label: None,
         resolved: ResolvedAssignment | None = None,
+        demand: DemandEstimate | None = None,
     ) -> Outcome:
         resolved = resolved or self.assignment_for(product.sku, product.tags)
         assignment = resolved.assignment
         offers, all_offers = filter_offers(raw_offers, product, assignment, self.pricing.rates, now)
-        context = PricingContext(product, offers, now, all_offers, history)
+        def limits() -> tuple[Decimal | None, Decimal | None]:
+            allowed = Limits.of(guardrail_bounds(product, assignment))
+            return allowed.low, allowed.high
+
+        context = PricingContext(product, offers, now, all_offers, history, demand, limits)
         details = market_details(product, offers, all_offers)
         declined: list[str] = []
         for name, strategy, load_error, options in resolved.chain:
@@ -240,6 +256,11 @@ class PricingEngine:
                 return Outcome(product.sku, product_id, "held", name, reason=f"{reason}; {guarded.held}",
                                details=details)
             kind = "unchanged" if guarded.price == product.price else "suggested"
+            if kind == "suggested" and demand is not None:
+                # What the move is expected to do to sales and profit, when the model can say.
+                impact = profit_impact(demand, product.price, guarded.price, product.cost, market_median(offers))
+                if impact is not None:
+                    details["expected"] = impact
             # The second line of defence: a suggestion that breaks an invariant is never stored,
             # let alone auto-approved, whatever went wrong in the chain.
             breaches = []
@@ -254,7 +275,7 @@ class PricingEngine:
 
     def price_many(
         self,
-        items: Sequence[tuple[int, Product, Sequence[RawOffer], Callable[[datetime | None], Sequence[HistoryPoint]]]],
+        items: Sequence[PricingItem],
         now: datetime,
     ) -> list[Outcome]:
         """Price a batch in strategy worker processes (monitor.pricing.isolation): a plugin that

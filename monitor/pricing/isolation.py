@@ -384,11 +384,12 @@ def _encode(items: Sequence[Item]) -> tuple[bool, list[tuple[Any, ...]]]:
     try:
         return True, [
             (pid, product, [(c, u, str(p), cur, stock, (o - _EPOCH) // _MICROSECOND, (s - _EPOCH) // _MICROSECOND, sus)
-                            for c, u, p, cur, stock, o, s, sus in raw])
-            for pid, product, raw, _history in items
+                            for c, u, p, cur, stock, o, s, sus in raw], demand[0] if demand else None)
+            for pid, product, raw, _history, *demand in items
         ]
     except (TypeError, ValueError, AttributeError):  # not the store's shape (naive times, floats): send as is
-        return False, [(pid, product, raw) for pid, product, raw, _history in items]
+        return False, [(pid, product, raw, demand[0] if demand else None)
+                       for pid, product, raw, _history, *demand in items]
 
 
 def _decode(encoded: tuple[bool, list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
@@ -397,8 +398,8 @@ def _decode(encoded: tuple[bool, list[tuple[Any, ...]]]) -> list[tuple[Any, ...]
         return items
     return [
         (pid, product, [(c, u, Decimal(p), cur, stock, _EPOCH + timedelta(microseconds=o),
-                         _EPOCH + timedelta(microseconds=s), sus) for c, u, p, cur, stock, o, s, sus in raw])
-        for pid, product, raw in items
+                         _EPOCH + timedelta(microseconds=s), sus) for c, u, p, cur, stock, o, s, sus in raw], demand)
+        for pid, product, raw, demand in items
     ]
 
 
@@ -480,7 +481,7 @@ def _serve() -> None:
 def _price_one(
     engine: PricingEngine, conn: Connection, marks: _Marks, position: int, item: tuple[Any, ...], now: datetime
 ) -> Outcome:
-    pid, product, raw = item
+    pid, product, raw, demand = item
     current: list[str | None] = [None]
 
     def mark(name: str) -> None:
@@ -496,7 +497,7 @@ def _price_one(
 
     marks.product(position)
     try:
-        return engine.price(pid, product, raw, now, history, mark)
+        return engine.price(pid, product, raw, now, history, mark, demand=demand)
     except Exception as exc:  # outside the strategy call (which the engine guards): still this product's
         after = f" after strategy {current[0]}" if current[0] else ""
         return Outcome(product.sku, pid, "failed", current[0],

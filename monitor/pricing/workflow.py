@@ -8,15 +8,19 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from monitor.demand.estimate import DemandEstimate
+from monitor.demand.profit import money
+from monitor.demand.simulate import Totals, simulate
 from monitor.money import format_amount
-from monitor.pricing import HistoryPoint, Product
-from monitor.pricing.engine import Outcome, PricingEngine, filter_offers, rank_of
+from monitor.pricing import HistoryPoint, Product, market_median
+from monitor.pricing.engine import Outcome, PricingEngine, PricingItem, filter_offers, rank_of
 from monitor.pricing.feed import post_changes, webhook_headers, write_csv_feed
 from monitor.pricing.loader import StrategyManager
 from monitor.settings import FeedSettings, Settings
@@ -26,6 +30,7 @@ from monitor.store.suggestions import (
     ProductOffers,
     apply_approved,
     backtest_rows,
+    charged_prices,
     claim_unsent_changes,
     latest_offers,
     mark_feed_result,
@@ -54,9 +59,14 @@ class SuggestSummary:
     errors: list[dict[str, str | None]] = field(default_factory=list)
     held_reasons: list[dict[str, str | None]] = field(default_factory=list)
     feed: dict[str, Any] | None = None
+    #: suggestions whose expected profit change a demand model gave, and its sum per day by currency
+    with_demand_model: int = 0
+    expected_profit_change: dict[str, Decimal] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["expected_profit_change"] = {cur: money(v) for cur, v in self.expected_profit_change.items()}
+        return data
 
 
 @dataclass
@@ -102,7 +112,13 @@ def _suggestion_row(outcome: Outcome, product: Product, now: datetime) -> dict[s
         "decided_at": now if outcome.auto_approve else None,
         "decided_by": AUTO_BY if outcome.auto_approve else None,
         "details": outcome.details,
+        "expected_profit_change": _expected_profit_change(outcome.details),
     }
+
+
+def _expected_profit_change(details: dict[str, Any]) -> Decimal | None:
+    change = (details.get("expected") or {}).get("profit_change")
+    return Decimal(change) if change is not None else None
 
 
 @contextmanager
@@ -129,12 +145,15 @@ def compute_suggestions(
     manager: StrategyManager | None = None,
     skus: Sequence[str] = (),
     now: datetime | None = None,
+    demand: Mapping[str, DemandEstimate] | None = None,
 ) -> SuggestSummary:
     """Price every active product and store the suggestions (pending, or applied when the
     assignment auto-approves). One streamed query reads the latest offers of all products;
-    suggestions are written per batch of `pricing.batch_size` products."""
+    suggestions are written per batch of `pricing.batch_size` products. The products' demand
+    models are read in one query per run (`demand` given: those instead), for `context.demand`."""
     started = time.monotonic()
     now = now or utcnow()
+    models = load_demand(store, skus) if demand is None else demand
     engine = PricingEngine(settings.pricing, manager or make_manager(settings))
     pricing = settings.pricing
     if settings.feed.webhook_url and any(a.auto_approve for a in [pricing.default, *pricing.tags.values(),
@@ -144,7 +163,7 @@ def compute_suggestions(
     auto_ids: list[int] = []
     with engine, _cyclic_gc_paused(), store.session() as session:
         engine.start_workers()  # they start while the first batch is read
-        batch: list[tuple[int, Product, Sequence[Any], Callable[[datetime | None], Sequence[HistoryPoint]]]] = []
+        batch: list[PricingItem] = []
         # The batch the workers are pricing while the next one is read (engine.submit/collect).
         in_flight: list[tuple[Any, list[Any]]] = []
 
@@ -157,7 +176,7 @@ def compute_suggestions(
 
         def save(pending: Any, priced: list[Any]) -> None:
             outcomes = engine.collect(pending)
-            products = {pid: product for pid, product, _, _ in priced}
+            products = {item[0]: item[1] for item in priced}
             rows, computed = [], []
             for outcome in outcomes:
                 setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
@@ -173,12 +192,18 @@ def compute_suggestions(
                     continue
                 computed.append(outcome.product_id)
                 if outcome.kind == "suggested":
-                    rows.append(_suggestion_row(outcome, products[outcome.product_id], now))
+                    row = _suggestion_row(outcome, products[outcome.product_id], now)
+                    rows.append(row)
+                    if row["expected_profit_change"] is not None:
+                        summary.with_demand_model += 1
+                        totals = summary.expected_profit_change
+                        currency = row["currency"]
+                        totals[currency] = totals.get(currency, Decimal(0)) + row["expected_profit_change"]
             auto_ids.extend(save_suggestions(session, computed, rows, now=now))
 
         for row in latest_offers(session, skus=skus):
             summary.products += 1
-            batch.append((row.id, product_view(row), row.offers, history_reader(store, row.id)))
+            batch.append((row.id, product_view(row), row.offers, history_reader(store, row.id), models.get(row.sku)))
             if len(batch) >= settings.pricing.batch_size:
                 flush()
         if batch:
@@ -198,6 +223,13 @@ def compute_suggestions(
                "refused": summary.refused, "failed": summary.failed},
     )
     return summary
+
+
+def load_demand(store: Store, skus: Sequence[str] = ()) -> Mapping[str, DemandEstimate]:
+    """Every fitted demand model (of `skus`, when given), by SKU: one query (per 900 SKUs)."""
+    from monitor.demand.store import load_estimates
+
+    return load_estimates(store, list(skus) or None)
 
 
 def _feed_state(settings: Settings) -> str:
@@ -263,13 +295,17 @@ def backtest(
     skus: Sequence[str] = (),
     now: datetime | None = None,
     manager: StrategyManager | None = None,
+    demand: Mapping[str, DemandEstimate] | None = None,
 ) -> dict[str, Any]:
     """Replay stored history: at each competitor change in the last `days`, what `strategy` (with
     each product's filters and guardrails) would have suggested, and how our rank would have moved
-    if every suggestion had been applied."""
+    if every suggestion had been applied. Where a product has a usable demand model, the demand
+    simulator adds the expected units, revenue and profit of that price path and of the prices we
+    actually charged (`demand` given: those models instead of the stored ones)."""
     now = now or utcnow()
     since = now - timedelta(days=days)
     manager = manager or make_manager(settings)
+    models = load_demand(store, skus) if demand is None else demand
     pricing = settings.pricing.model_copy(
         update={
             "default": settings.pricing.default.model_copy(update={"strategies": (strategy,)}),
@@ -280,12 +316,18 @@ def backtest(
     engine = PricingEngine(pricing, manager)
     results: list[dict[str, Any]] = []
     totals = {"products": 0, "events": 0, "suggestions": 0, "failed": 0}
+    simulated_total, charged_total = Totals(), Totals()
+    modelled = 0
     with store.session() as session:
         for row, history in backtest_rows(session, since=since, skus=skus):
             totals["products"] += 1
             product = product_view(row)
-            simulated = product.price
+            charged = charged_prices(session, row.id, product.price, since=since)
+            simulated = charged[0][1]  # the replay starts from the price we charged then
+            model = models.get(product.sku)
             events = []
+            path: list[tuple[datetime, Decimal | None]] = [(since, simulated)]
+            market: list[tuple[datetime, Decimal | None]] = []
             times = sorted({max(h[5], since) for h in history})
             for when in times:
                 # The state of each listing at `when`: its newest row observed at or before it.
@@ -296,7 +338,7 @@ def backtest(
                 # Confirmed after `when` means it was current then; not confirmed since stays stale.
                 raw = [(*h[:6], min(h[6], when), h[7]) for h in state.values()]
                 view = Product(**{**asdict(product), "price": simulated})
-                outcome = engine.price(row.id, view, raw, when, lambda _s: ())
+                outcome = engine.price(row.id, view, raw, when, lambda _s: (), demand=model)
                 offers, _ = filter_offers(raw, view, engine.assignment_for(view.sku, view.tags).assignment,
                                           pricing.rates, when)
                 rank_before = rank_of(simulated, offers)
@@ -305,6 +347,8 @@ def backtest(
                 if outcome.kind == "suggested" and outcome.price is not None:
                     simulated = outcome.price
                     totals["suggestions"] += 1
+                path.append((when, simulated))
+                market.append((when, market_median(offers)))
                 events.append({
                     "at": when.isoformat(),
                     "lowest": format_amount(min((o.price for o in offers), default=None)),
@@ -316,11 +360,71 @@ def backtest(
                     "reason": outcome.reason or outcome.error,
                 })
             totals["events"] += len(events)
-            results.append({
-                "sku": product.sku, "start_price": format_amount(product.price),
+            item: dict[str, Any] = {
+                "sku": product.sku, "start_price": format_amount(charged[0][1]),
                 "end_price": format_amount(simulated), "events": events,
-            })
-    return {"strategy": strategy, "days": days, "since": since.isoformat(), **totals, "results": results}
+            }
+            if model is not None and model.usable:
+                modelled += 1
+                ours = simulate(model, product.cost, since, now, path, market)
+                actual = simulate(model, product.cost, since, now, list(charged), market)
+                simulated_total.add(ours)
+                charged_total.add(actual)
+                item["demand"] = {"strategy": _totals_json(ours), "charged": _totals_json(actual),
+                                  "profit_difference": _difference(ours, actual)}
+            else:
+                item["demand"] = None
+                item["demand_note"] = ("no demand model" if model is None else
+                                       f"demand model not usable (status {model.status})")
+            results.append(item)
+    expected = None
+    if modelled:
+        expected = {"products": modelled, "strategy": _totals_json(simulated_total),
+                    "charged": _totals_json(charged_total),
+                    "profit_difference": _difference(simulated_total, charged_total)}
+    return {"strategy": strategy, "days": days, "since": since.isoformat(), **totals, "expected": expected,
+            "results": results}
 
 
-__all__ = ["FeedSummary", "SuggestSummary", "apply_suggestions", "backtest", "compute_suggestions", "send_feed"]
+def compare_strategies(
+    settings: Settings,
+    store: Store,
+    strategies: Sequence[str],
+    *,
+    days: int = 30,
+    skus: Sequence[str] = (),
+    now: datetime | None = None,
+    manager: StrategyManager | None = None,
+    demand: Mapping[str, DemandEstimate] | None = None,
+) -> dict[str, Any]:
+    """`backtest` of each strategy over the same period and models, side by side: per strategy its
+    price changes and expected units, revenue and profit, against the prices actually charged."""
+    now = now or utcnow()
+    manager = manager or make_manager(settings)
+    models = load_demand(store, skus) if demand is None else demand
+    runs = [backtest(settings, store, name, days=days, skus=skus, now=now, manager=manager, demand=models)
+            for name in strategies]
+    rows = [{"strategy": run["strategy"], "suggestions": run["suggestions"], "failed": run["failed"],
+             **({"expected": run["expected"]["strategy"],
+                 "profit_difference": run["expected"]["profit_difference"]} if run["expected"] else
+                {"expected": None, "profit_difference": None})}
+            for run in runs]
+    charged = runs[0]["expected"]["charged"] if runs and runs[0]["expected"] else None
+    return {"days": days, "since": runs[0]["since"] if runs else None, "comparison": rows, "charged": charged,
+            "strategies": runs}
+
+
+def _totals_json(totals: Totals) -> dict[str, Any]:
+    return {"units": round(totals.units, 2), "revenue": money(totals.revenue), "profit": money(totals.profit)}
+
+
+def _difference(ours: Totals, actual: Totals) -> str | None:
+    if ours.profit is None or actual.profit is None:
+        return None
+    return money(ours.profit - actual.profit)
+
+
+__all__ = [
+    "FeedSummary", "SuggestSummary", "apply_suggestions", "backtest", "compare_strategies", "compute_suggestions",
+    "load_demand", "send_feed",
+]

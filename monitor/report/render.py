@@ -32,6 +32,9 @@ CSV_COLUMNS = [
     "suggested_price",
     "impact",
     "change_pct",
+    "expected_profit_change",
+    "expected_units_before",
+    "expected_units_after",
     "cost",
     "margin_before_pct",
     "margin_after_pct",
@@ -63,6 +66,10 @@ def suggestion_record(row: SuggestionRow) -> dict[str, Any]:
         "suggested_price": format_amount(s.suggested_price),
         "impact": format_amount(s.impact),
         "change_pct": _text(pct),
+        # per day, from the demand model; None where no usable model (then only `impact` says anything)
+        "expected_profit_change": format_amount(s.expected_profit_change),
+        "expected_units_before": s.expected.get("units_before"),
+        "expected_units_after": s.expected.get("units_after"),
         "cost": format_amount(s.cost),
         "margin_before_pct": _text(margin_before),
         "margin_after_pct": _text(margin_after),
@@ -117,6 +124,8 @@ def _head(report: Report) -> dict[str, Any]:
             "raises": s.raises,
             "cuts": s.cuts,
             "median_change_pct": _text(s.median_change_pct),
+            "with_demand_model": s.with_demand_model,
+            "expected_profit_change_total": {cur: format_amount(v) for cur, v in s.expected_profit_total.items()},
             "above_market": s.above_market,
             "at_market": s.at_market,
             "below_market": s.below_market,
@@ -198,6 +207,18 @@ def money(value: Decimal | None) -> str:
     return "" if value is None else format_amount(value) or ""
 
 
+def expected_total(totals: dict[str, Decimal]) -> str:
+    """`+14.20 EUR, -3.00 USD`: expected profit per currency, never added across currencies."""
+    return ", ".join(f"{signed_money(v)} {cur}" for cur, v in totals.items())
+
+
+def signed_money(value: Decimal | None) -> str:
+    """`+14.20`, `-3.05`: an amount of money with its sign ("" for None)."""
+    if value is None:
+        return ""
+    return f"+{money(value)}" if value > 0 else money(value)
+
+
 def signed(value: Decimal) -> str:
     """`+2.5`, `-1.0`, `0.0`: a change with its sign."""
     return f"+{value}" if value > 0 else str(value)
@@ -224,6 +245,8 @@ def _environment() -> Environment:
     )
     env.filters["money"] = money
     env.filters["signed"] = signed
+    env.filters["signed_money"] = signed_money
+    env.globals["expected_total"] = expected_total
     env.filters["count"] = lambda n: f"{n:,}".replace(",", "\u202f")  # narrow no-break space groups digits
     env.globals["ago"] = ago
     return env

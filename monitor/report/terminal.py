@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.report.build import Report
-from monitor.report.render import ago, money, signed
+from monitor.report.render import ago, expected_total, money, signed, signed_money
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]], whole: tuple[str, ...] = ()) -> Table:
@@ -33,6 +33,8 @@ def print_report(report: Report, console: Console) -> int:
             f"{s.stale_listings} stale listings; {s.pending} pending suggestions ({s.raises} raises, {s.cuts} cuts, "
             f"median change {median}); {s.above_market} products above the market median, {s.below_market} below, "
             f"{s.at_market} at it"
+            + (f"; expected profit {expected_total(s.expected_profit_total)}/day from {s.with_demand_model} "
+               f"suggestion(s) with a demand model" if s.with_demand_model else "")
         )
     )
     rows = []
@@ -46,6 +48,7 @@ def print_report(report: Report, console: Console) -> int:
                 f"{money(sg.current_price)} {sg.currency}",
                 money(sg.suggested_price),
                 f"{'+' if sg.impact > 0 else ''}{row.change_pct}%",
+                signed_money(sg.expected_profit_change),
                 money(sg.cost),
                 f"{margin_before}->{margin_after}%" if margin_before is not None else "",
                 f"{money(m.low)}/{money(m.median)}/{money(m.high)}" if m.low is not None else "",
@@ -57,7 +60,8 @@ def print_report(report: Report, console: Console) -> int:
     shown = len(rows)
     if rows:
         title = f"Pending suggestions by impact (top {shown} of {s.pending})"
-        columns = ["SKU", "Product", "Ours", "Suggested", "Change", "Cost", "Margin %", "Min/median/max",
+        columns = ["SKU", "Product", "Ours", "Suggested", "Change", "Exp. profit/day", "Cost", "Margin %",
+                   "Min/median/max",
                    "Index", "Rank", "Strategy"]
         console.print(_table(title, columns, rows, whole=("SKU", "Suggested", "Change")))
     health = [

@@ -3,6 +3,11 @@
 Each job runs a due-only sweep of its competitor in a thread of its own, so a slow shop never
 delays the others, and never overlaps itself (`max_instances=1`, missed runs coalesced). The
 main thread only waits for signals: SIGTERM/SIGINT stop it gracefully, SIGHUP reloads the config.
+
+Real time: the sweep reports the listings each committed batch changed (`on_changes`); the
+"reprice" thread takes them off a queue and reprices just their products at once, which applies
+and sends the auto-approved prices. The `suggest_every` job stays as the catch-up; the two never
+price at the same time.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ FIRST_RETRY_SECONDS = 1.0
 # Enough threads that every competitor can sweep at once plus the suggestions job; threads are
 # only started when needed, so a generous ceiling costs nothing.
 MIN_POOL_THREADS = 16
+#: more changed products than this in one go: reprice the whole catalogue (one streamed query)
+#: rather than name them all in the query
+REPRICE_ALL_ABOVE = 5000
 
 
 def _trigger(competitor: Competitor) -> BaseTrigger:
@@ -141,6 +149,13 @@ class Daemon:
         self._store: Store | None = None
         self._scheduler: BackgroundScheduler | None = None
         self.metrics: DaemonMetrics | None = None
+        # Listings changed by committed sweep batches, waiting for the reprice thread.
+        self._changed: set[int] = set()
+        self._changed_lock = threading.Lock()
+        self._reprice_wake = threading.Event()
+        self._repricer: threading.Thread | None = None
+        self._pricing_lock = threading.Lock()  # one pricing run at a time: real time or the timer
+        self.reprices = 0  # completed real-time repricing runs (tests, status)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -198,6 +213,7 @@ class Daemon:
         self._schedule_suggestions(self.settings)
         self._schedule_alerts(self.settings)
         self._schedule_demand_fit(self.settings)
+        self._start_repricer()
         enabled = [c.name for c in self.settings.competitors if c.enabled]
         logger.info(
             "daemon started: database %s, %d competitor(s) scheduled: %s",
@@ -268,6 +284,7 @@ class Daemon:
         grace = self.settings.scheduler.grace_period.total_seconds()
         logger.info("stopping (%s): no new sweeps; waiting up to %gs for sweeps in flight", self._stop_signal, grace)
         self.stop_event.set()
+        self._reprice_wake.set()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         deadline = time.monotonic() + grace
@@ -290,6 +307,9 @@ class Daemon:
             # Worker threads of a stuck sweep are not daemon threads; the interpreter would wait
             # for them forever, so leave without running exit handlers. Committed data is safe.
             os._exit(0)
+        if self._repricer is not None:
+            # A repricing run in flight commits or rolls back as a whole; give it the grace period.
+            self._repricer.join(timeout=max(0.0, deadline - time.monotonic()))
         if self.metrics is not None:
             self.metrics.close()
         if self._store is not None:
@@ -494,7 +514,8 @@ class Daemon:
                     return
                 started = time.monotonic()
                 summary = self._sweep(
-                    settings, competitors=[name], due_only=True, due_by=horizon, trigger="daemon", stop=self.stop_event
+                    settings, competitors=[name], due_only=True, due_by=horizon, trigger="daemon", stop=self.stop_event,
+                    on_changes=self._queue_reprice,
                 )
             except DATABASE_OUTAGES as exc:
                 retry_max = settings.scheduler.database_retry_max.total_seconds()
@@ -555,11 +576,73 @@ class Daemon:
         if self.stop_event.is_set() or self._suggest is None or self._store is None:
             return
         try:
-            self._suggest(self.settings, self._store)
+            with self._pricing_lock:
+                self._suggest(self.settings, self._store)
         except DATABASE_OUTAGES as exc:
             logger.warning("suggestions: database unavailable (%s); next try on schedule", _one_line(exc))
         except Exception:
             logger.exception("suggestions: recomputing failed")
+
+    # --- real-time repricing -------------------------------------------------------------
+
+    def _start_repricer(self) -> None:
+        if self._suggest is None or self._repricer is not None:
+            return
+        self._repricer = threading.Thread(target=self._reprice_loop, name="reprice", daemon=True)
+        self._repricer.start()
+        if self.settings.scheduler.reprice_on_change:
+            logger.info("repricing: at once after each sweep batch that changes a competitor's price or stock")
+        else:
+            logger.info("repricing on change: off (scheduler.reprice_on_change = false); every %gs only",
+                        self.settings.scheduler.suggest_every.total_seconds())
+
+    def _queue_reprice(self, listing_ids: list[int]) -> None:
+        """The sweep's `on_changes` hook: called in the sweep's thread, so it only queues."""
+        if not self.settings.scheduler.reprice_on_change or self._suggest is None:
+            return
+        with self._changed_lock:
+            self._changed.update(listing_ids)
+        self._reprice_wake.set()
+
+    def _reprice_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self._reprice_wake.wait(timeout=1.0)
+            self._reprice_wake.clear()
+            if self.stop_event.is_set():
+                return
+            with self._changed_lock:
+                changed, self._changed = self._changed, set()
+            if changed:
+                self._reprice(changed)
+
+    def _reprice(self, listing_ids: set[int]) -> None:
+        """Reprice the products of `listing_ids` now (changes queued meanwhile wait for the next round)."""
+        from monitor.store.suggestions import skus_of_listings
+
+        assert self._suggest is not None and self._store is not None
+        settings = self.settings
+        started = time.monotonic()
+        try:
+            with self._store.session() as session:
+                skus = skus_of_listings(session, sorted(listing_ids))
+            if not skus:
+                return
+            with self._pricing_lock:
+                summary = self._suggest(settings, self._store, skus=skus if len(skus) <= REPRICE_ALL_ABOVE else ())
+        except DATABASE_OUTAGES as exc:
+            logger.warning("repricing %d changed listing(s): database unavailable (%s); the next change or the "
+                           "suggest_every run catches up", len(listing_ids), _one_line(exc))
+            return
+        except Exception:
+            logger.exception("repricing after competitor changes failed; the suggest_every run catches up")
+            return
+        self.reprices += 1
+        logger.info(
+            "repriced %d product(s) after competitor changes: %d suggested, %d auto-applied in %.2fs",
+            len(skus), getattr(summary, "suggested", 0), getattr(summary, "auto_applied", 0),
+            time.monotonic() - started,
+            extra={"products": len(skus), "auto_applied": getattr(summary, "auto_applied", 0)},
+        )
 
     def _update_freshness(self) -> None:
         if self.metrics is None or self._store is None:

@@ -52,6 +52,8 @@ WRITER_THREADS = 3
 WORKER_GC_THRESHOLDS = (10_000, 10, 10)
 
 Progress = Callable[[int, int, int], None]
+#: called with the ids of the listings whose trusted price or stock a just-committed batch changed
+ChangesHook = Callable[[list[int]], None]
 
 
 class StopFlag(Protocol):
@@ -120,8 +122,11 @@ def run_sweep(
     stop: StopFlag | None = None,
     progress: Progress | None = None,
     wait: bool = False,
+    on_changes: ChangesHook | None = None,
 ) -> SweepSummary:
-    """competitors=None -> all enabled ones. progress(done, total, errors). When `stop` is set: start
+    """competitors=None -> all enabled ones. progress(done, total, errors). on_changes(listing_ids)
+    after each committed batch that changed a listing's trusted price or stock (in this process, in
+    the order batches commit; it must be quick: the daemon queues the ids). When `stop` is set: start
     nothing new, let batches in flight commit, return status "interrupted". Raises
     monitor.errors.DatabaseError if the database is unusable (the daemon retries), ConfigError for
     unknown competitor names. A due-only sweep takes the listings due by `due_by` (default: now).
@@ -149,7 +154,8 @@ def run_sweep(
         keeper = LeaseKeeper(store, Holder.this_process(run_id), ttl, on_lost=lambda _name: lost.set())
         try:
             return _sweep_leased(
-                settings, store, keeper, run_id, names, skus, due_only, due_by, flag, progress, wait, started
+                settings, store, keeper, run_id, names, skus, due_only, due_by, flag, progress, wait, started,
+                on_changes,
             )
         finally:
             keeper.release()
@@ -170,6 +176,7 @@ def _sweep_leased(
     progress: Progress | None,
     wait: bool,
     started: float,
+    on_changes: ChangesHook | None = None,
 ) -> SweepSummary:
     def waiting(lease: LeaseInfo) -> None:
         logger.warning("sweep %d: waiting for %s: it is being swept by %s", run_id, lease.competitor, lease.describe())
@@ -194,7 +201,7 @@ def _sweep_leased(
     except SQLAlchemyError as exc:
         _close_quietly(store, run_id, "failed", f"database: {exc}", held)
         raise DatabaseError(f"cannot start a sweep on {redact_url(settings.database_url)}: {exc}") from None
-    tally = _Tally(held, sum(totals.values()), progress)
+    tally = _Tally(held, sum(totals.values()), progress, on_changes)
     workers = settings.scrape.workers or os.cpu_count() or 1
     shards = _shards(totals, min(workers, len(totals))) if totals else []
     job = _Job(settings, run_id, tuple(skus), due_only, now, logging.getLogger().getEffectiveLevel(), os.getpid())
@@ -287,8 +294,11 @@ class SignalStop:
 
 
 class _Tally:
-    def __init__(self, names: Sequence[str], total: int, progress: Progress | None) -> None:
+    def __init__(
+        self, names: Sequence[str], total: int, progress: Progress | None, on_changes: ChangesHook | None = None
+    ) -> None:
         self.counts: dict[str, dict[str, int | float]] = {name: {} for name in names}
+        self.on_changes = on_changes
         self.total = total
         self.done = 0
         self.errors = 0
@@ -297,18 +307,24 @@ class _Tally:
             progress(0, total, 0)
 
     def handle(self, message: tuple[Any, ...]) -> None:
-        """A worker's message: ("tick", checks, failures) or ("batch", competitor, outcomes, seconds)."""
+        """A worker's message: ("tick", checks, failures) or ("batch", competitor, outcomes, seconds,
+        changed listing ids)."""
         if message[0] == "tick":
             self.done += message[1]
             self.errors += message[2]
             if self.progress:
                 self.progress(min(self.done, self.total), self.total, self.errors)
         elif message[0] == "batch":
-            _, competitor, outcomes, seconds = message
+            _, competitor, outcomes, seconds, changed = message
             counts = self.counts.setdefault(competitor, {})
             for outcome, n in outcomes.items():
                 counts[outcome] = int(counts.get(outcome, 0)) + n
             counts["seconds"] = round(seconds, 3)
+            if changed and self.on_changes is not None:
+                try:
+                    self.on_changes(changed)
+                except Exception:  # whoever listens must not stop the sweep
+                    logger.exception("on_changes hook failed")
 
     def summary(
         self, run_id: int, status: str, seconds: float, error: str | None, skipped: dict[str, str]
@@ -581,6 +597,8 @@ async def _sweep_competitor(
     competitor = fetcher.competitor
     started = time.perf_counter()
     batch: list[CheckResult] = []
+    batch_began = [0.0]  # when the first result of the open batch came in
+    max_wait = settings.scrape.batch_max_wait.total_seconds()
     outcomes: Counter[str] = Counter()
     commit_seconds = 0.0
 
@@ -604,7 +622,8 @@ async def _sweep_competitor(
         recorded = await asyncio.get_running_loop().run_in_executor(writer, store_batch, results)
         commit_seconds += time.perf_counter() - began
         outcomes.update(recorded.outcomes)
-        emit(("batch", competitor.name, dict(recorded.outcomes), time.perf_counter() - started))
+        changed = sorted({change.listing_id for change in recorded.changes})
+        emit(("batch", competitor.name, dict(recorded.outcomes), time.perf_counter() - started, changed))
 
     ticks = [0, 0]  # checks and failures not reported yet
 
@@ -622,13 +641,17 @@ async def _sweep_competitor(
                 product_currency=target.product_currency,
                 body_hash=target.body_hash,
             )
+            if not batch:
+                batch_began[0] = time.monotonic()
             batch.append(result)
             ticks[0] += 1
             ticks[1] += result.outcome in FAILURE_OUTCOMES
             if ticks[0] >= TICK:
                 emit(("tick", *ticks))
                 ticks[:] = [0, 0]
-            if len(batch) >= settings.scrape.batch_size:
+            # Full, or old enough: a change checked early in a long sweep reaches the store (and
+            # the daemon's repricing) within batch_max_wait, not at the end of the sweep.
+            if len(batch) >= settings.scrape.batch_size or time.monotonic() - batch_began[0] >= max_wait:
                 await flush()
 
     # More lanes than the slot admits, so one lane parsing a page never leaves the slot idle.

@@ -296,6 +296,9 @@ class Suggestion(Base):
     decided_by: Mapped[str | None] = mapped_column(String(100))
     # market snapshot when suggested: competitor min/median/max, our rank, offers used
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # expected profit per day after minus before, under the demand model (None: no usable model
+    # or no cost); the units, revenue and profit it comes from are in details["expected"]
+    expected_profit_change: Mapped[Decimal | None]
 
     product: Mapped[Product] = relationship()
 

@@ -51,6 +51,10 @@ class Summary:
     above_market: int
     at_market: int
     below_market: int
+    #: pending suggestions whose expected profit change a demand model gave, and its total per day
+    #: by currency (money of different currencies is never added up)
+    with_demand_model: int = 0
+    expected_profit_total: dict[str, Decimal] = field(default_factory=dict)
 
 
 def report_summary(session: Session, *, start: datetime, now: datetime, staleness_limit: timedelta) -> Summary:
@@ -102,6 +106,8 @@ def report_summary(session: Session, *, start: datetime, now: datetime, stalenes
         above_market=position["above"],
         at_market=position["at"],
         below_market=position["below"],
+        with_demand_model=pending.with_demand_model,
+        expected_profit_total=pending.expected_profit_total,
     )
 
 
@@ -138,6 +144,8 @@ class PendingTotals:
     raises: int
     cuts: int
     median_change_pct: Decimal | None
+    with_demand_model: int = 0
+    expected_profit_total: dict[str, Decimal] = field(default_factory=dict)
 
 
 def pending_totals(session: Session) -> PendingTotals:
@@ -155,7 +163,26 @@ def pending_totals(session: Session) -> PendingTotals:
         if current > 0:
             changes.append((suggested - current) * 100 / current)
     median = _median(changes).quantize(PERCENT, ROUND_HALF_UP) if changes else None
-    return PendingTotals(len(changes), raises, cuts, median)
+    with_model, totals = expected_profit_totals(session)
+    return PendingTotals(len(changes), raises, cuts, median, with_model, totals)
+
+
+def expected_profit_totals(session: Session, *, status: str | None = "pending") -> tuple[int, dict[str, Decimal]]:
+    """How many suggestions (of `status`; None: all) carry an expected profit change, and its sum
+    per day by currency, in SQL."""
+    query = (
+        select(Suggestion.currency, func.count(), func.sum(Suggestion.expected_profit_change))
+        .where(Suggestion.expected_profit_change.is_not(None))
+        .group_by(Suggestion.currency)
+        .order_by(Suggestion.currency)
+    )
+    if status is not None:
+        query = query.where(Suggestion.status == status)
+    count, totals = 0, {}
+    for currency, n, total in session.execute(query):
+        count += n
+        totals[currency] = Decimal(str(total)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    return count, totals
 
 
 def market_position(session: Session) -> dict[str, int]:
@@ -213,6 +240,14 @@ class PendingSuggestion:
     auto_approved: bool
     details: dict[str, Any]
     cost: Decimal | None = None  # the product's cost now (None: unknown)
+    #: expected profit per day after minus before, from the demand model (None: no usable model)
+    expected_profit_change: Decimal | None = None
+
+    @property
+    def expected(self) -> dict[str, Any]:
+        """The demand model's expectation stored with the suggestion (units, revenue, profit), or {}."""
+        value = self.details.get("expected")
+        return value if isinstance(value, dict) else {}
 
     @property
     def impact(self) -> Decimal:
@@ -220,8 +255,10 @@ class PendingSuggestion:
 
 
 def pending_suggestions(session: Session, *, limit: int | None = None) -> Iterator[PendingSuggestion]:
-    """Pending suggestions, biggest price movement first (ties by SKU), streamed."""
+    """Pending suggestions by impact, streamed: those with an expected profit change first, the
+    largest change (gain or loss) first; then the rest by the size of the price move (ties by SKU)."""
     impact = func.abs(Suggestion.suggested_price - Suggestion.current_price)
+    profit = Suggestion.expected_profit_change
     # Plain columns, not entities: this may stream 170,000 rows and ORM identity tracking
     # would cost more than the query.
     query = (
@@ -239,10 +276,12 @@ def pending_suggestions(session: Session, *, limit: int | None = None) -> Iterat
             Suggestion.auto_approved,
             Suggestion.details,
             Product.cost,
+            profit,
         )
         .join(Product, Suggestion.product_id == Product.id)
         .where(Suggestion.status == "pending")
-        .order_by(impact.desc(), Product.sku, Suggestion.id)
+        .order_by(case((profit.is_(None), 1), else_=0), func.abs(profit).desc(), impact.desc(), Product.sku,
+                  Suggestion.id)
     )
     if limit is not None:
         query = query.limit(limit)
@@ -261,6 +300,7 @@ def pending_suggestions(session: Session, *, limit: int | None = None) -> Iterat
             auto_approved=row.auto_approved,
             details=row.details if isinstance(row.details, dict) else {},
             cost=row.cost,
+            expected_profit_change=row.expected_profit_change,
         )
 
 

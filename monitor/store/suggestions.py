@@ -96,6 +96,18 @@ def latest_offers(session: Session, *, skus: Sequence[str] = (), chunk: int = 50
         yield current
 
 
+def skus_of_listings(session: Session, listing_ids: Sequence[int]) -> list[str]:
+    """The SKUs of the active products these listings belong to (each once, sorted)."""
+    skus: set[str] = set()
+    for start in range(0, len(listing_ids), 500):
+        part = listing_ids[start : start + 500]
+        skus.update(session.scalars(
+            select(Product.sku).join(Listing, Listing.product_id == Product.id)
+            .where(Listing.id.in_(part), Product.active.is_(True))
+        ))
+    return sorted(skus)
+
+
 def _history_query(product_id: int, since: datetime | None, *, with_url: bool = False) -> Select[*tuple[Any, ...]]:
     """One product's competitor history rows, oldest first, still in force at or after `since`."""
     query = (
@@ -200,6 +212,10 @@ def suggestion_rows(
             "decided_at": s.decided_at.isoformat() if s.decided_at else None,
             "decided_by": s.decided_by,
             "details": s.details,
+            # per day, from the product's demand model (None: no usable model or no cost); the
+            # units, revenue and profit before/after it comes from are in `expected`
+            "expected_profit_change": format_amount(s.expected_profit_change),
+            "expected": (s.details or {}).get("expected"),
         }
         for s, sku, name in session.execute(query)
     ]
@@ -503,3 +519,18 @@ def backtest_rows(
     for product in list(products):
         rows = session.execute(_history_query(product.id, since, with_url=True))
         yield product, [tuple(r) for r in rows]
+
+
+def charged_prices(
+    session: Session, product_id: int, current: Decimal, *, since: datetime
+) -> list[tuple[datetime, Decimal]]:
+    """The prices we actually charged from `since` on, as steps (from when, price), oldest first:
+    the price in force at `since` (the old price of the first change applied after it, else
+    today's), then each applied change."""
+    changes = session.execute(
+        select(PriceChange.applied_at, PriceChange.old_price, PriceChange.new_price)
+        .where(PriceChange.product_id == product_id, PriceChange.applied_at > since)
+        .order_by(PriceChange.applied_at, PriceChange.id)
+    ).all()
+    start = changes[0].old_price if changes else current
+    return [(since, start), *((c.applied_at, c.new_price) for c in changes)]

@@ -75,14 +75,17 @@ def test_csv_html_and_terminal_show_the_same_figures(priced: Market, tmp_path, m
     assert "<th class=\"num\">Cost</th>" in table and ">Margin</th>" in table and ">Price index</th>" in table
     a1 = next(r for r in table.split("<tr>") if "<td>A-1</td>" in r)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", a1, re.S)
-    assert cells[5:11] == ["20.00", "20.0% → 4.7%", "19.99", "21.24", "22.50", "117.7 → 98.8"]
+    assert cells[5] == ""  # no demand model: no expected profit
+    assert cells[6:12] == ["20.00", "20.0% → 4.7%", "19.99", "21.24", "22.50", "117.7 → 98.8"]
 
     monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: every cell on one line
     shown = priced.pricemon("report").stdout
     assert "3 pending suggestions (1 raises, 2 cuts, median change -12.6%)" in shown
     assert "2 products above the market median, 1 below, 1 at it" in shown
     a1 = next(line for line in shown.splitlines() if "A-1" in line)
-    assert [c.strip() for c in a1.split("│")][6:10] == ["20.00", "20.0->4.7%", "19.99/21.24/22.50", "117.7->98.8"]
+    cells = [c.strip() for c in a1.split("│")]
+    assert cells[6] == ""  # no demand model: no expected profit
+    assert cells[7:11] == ["20.00", "20.0->4.7%", "19.99/21.24/22.50", "117.7->98.8"]
 
 
 def test_an_empty_store_has_no_median_change(sqlite_url, pricemon_cli) -> None:

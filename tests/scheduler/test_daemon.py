@@ -239,8 +239,21 @@ def test_daemon_survives_a_postgresql_outage_and_catches_up(
         finally:
             engine.dispose()
 
+    def finished_runs() -> int:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                return int(connection.execute(text("SELECT count(*) FROM scrape_runs WHERE status = 'finished'"))
+                           .scalar() or 0)
+        finally:
+            engine.dispose()
+
     daemon = start_daemon(config)
     wait_for(lambda: price_of("K2") is not None, "the first observations", daemon=daemon)
+    # The outage starts after the first sweep is closed: one that lands between a sweep's last
+    # commit and its close leaves its lease held until lease_ttl (60 s), longer than this test
+    # waits. The repricing that follows the first observations made that window wide enough to hit.
+    wait_for(finished_runs, "the first sweep to be closed", daemon=daemon)
 
     set_database_open(url, False)
     try:
