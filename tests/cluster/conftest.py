@@ -1,0 +1,127 @@
+"""The world of the cluster tests: the machine's RabbitMQ (a queue of the test's own), a fresh
+PostgreSQL schema, a counting shop on 127.0.0.1 and real `pricemon worker` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests.conftest import _fresh_postgres_schema
+from tests.reliability.conftest import CountingShop, pricemon, sql, start_pricemon, wait_for, write_world
+
+AMQP_ENV = "PRICEMON_TEST_AMQP_URL"
+#: the variable the test configs name in `broker_password_env` (not PRICEMON_*: the helpers
+#: strip those from the environment of the processes they start)
+PASSWORD_ENV = "CLUSTER_TEST_BROKER_PASSWORD"
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    url = os.environ.get(AMQP_ENV)
+    if not url:
+        pytest.skip(f"{AMQP_ENV} is not set; cluster tests need RabbitMQ (e.g. amqp://guest:guest@127.0.0.1:5672//)")
+    return url
+
+
+@pytest.fixture
+def cluster_database(postgres_database: str) -> str:
+    return _fresh_postgres_schema(postgres_database)
+
+
+def split_password(url: str) -> tuple[str, str]:
+    """(the URL without its password, the password): configs keep the password out of the file."""
+    parts = urlsplit(url)
+    password = parts.password or ""
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or "guest"
+    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment)), password
+
+
+class Cluster:
+    """A config with a [cluster] section on a queue of its own, and the workers started on it."""
+
+    def __init__(self, tmp_path: Path, amqp_url: str, database_url: str, shop: CountingShop) -> None:
+        self.tmp_path = tmp_path
+        self.amqp_url = amqp_url
+        self.database_url = database_url
+        self.shop = shop
+        self.queue = f"pricemon.test.{uuid.uuid4().hex[:10]}"
+        self.workers: list[subprocess.Popen[str]] = []
+        self.config: Path | None = None
+
+    def write(self, listings: dict[str, int], *, concurrency: int = 4, cluster: str = "", scrape: str = "") -> Path:
+        broker, password = split_password(self.amqp_url)
+        os.environ[PASSWORD_ENV] = password
+        config = write_world(self.tmp_path, self.database_url, self.shop, listings, concurrency=concurrency, scrape=scrape)
+        config.write_text(
+            config.read_text()
+            + f'\n[cluster]\nbroker_url = "{broker}"\nbroker_password_env = "{PASSWORD_ENV}"\nqueue = "{self.queue}"\n'
+            + 'retry_delay = "0.3s"\nheartbeat = "1s"\nwait_timeout = "120s"\n'
+            + cluster
+        )
+        self.config = config
+        return config
+
+    def start_worker(self, concurrency: int = 1) -> subprocess.Popen[str]:
+        assert self.config is not None
+        index = len(self.workers)
+        worker = start_pricemon(
+            self.config, "worker", "--concurrency", str(concurrency), cwd=self.tmp_path,
+            log=self.tmp_path / f"worker-{index}.log",
+        )
+        self.workers.append(worker)
+        return worker
+
+    def wait_for_workers(self, n: int) -> None:
+        wait_for(
+            lambda: sql(self.database_url, "SELECT count(*) FROM cluster_workers")[0][0] >= n
+            and all(w.poll() is None for w in self.workers),
+            f"{n} workers' heartbeat",
+            timeout=30,
+        )
+
+    def scrape(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+        assert self.config is not None
+        return pricemon(self.config, "scrape", *args, cwd=self.tmp_path, timeout=timeout)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.tmp_path.glob("worker-*.log")))
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(timeout=5)
+        from kombu import Connection
+
+        try:
+            with Connection(self.amqp_url, connect_timeout=5) as connection:
+                connection.default_channel.queue_delete(self.queue)
+        except Exception:  # the broker of a test that stopped it; the queue is gone with it
+            pass
+
+
+@pytest.fixture
+def shop() -> Iterator[CountingShop]:
+    server = CountingShop()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, amqp_url: str, cluster_database: str, shop: CountingShop) -> Iterator[Cluster]:
+    world = Cluster(tmp_path, amqp_url, cluster_database, shop)
+    yield world
+    world.close()
