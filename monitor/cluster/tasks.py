@@ -122,6 +122,11 @@ def _run_leased(
         if claim.action == "gave_up":
             logger.error("chunk %d (%s): failed for good after %d deliveries", chunk_id, competitor, claim.attempts)
             return "failed"
+        # The lease's last holder started its last request before it let go: waiting one
+        # min_delay keeps the competitor's spacing across the hand-over between workers.
+        competitor_settings = settings.competitor(competitor)
+        if competitor_settings is not None and competitor_settings.min_delay.total_seconds() > 0:
+            time.sleep(competitor_settings.min_delay.total_seconds())
         began = time.perf_counter()
         status, error = sweep_chunk(
             settings,

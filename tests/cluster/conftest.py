@@ -73,7 +73,7 @@ class Cluster:
         assert self.config is not None
         index = len(self.workers)
         worker = start_pricemon(
-            self.config, "worker", "--concurrency", str(concurrency), cwd=self.tmp_path,
+            self.config, "--log-level", "info", "worker", "--concurrency", str(concurrency), cwd=self.tmp_path,
             log=self.tmp_path / f"worker-{index}.log",
         )
         self.workers.append(worker)
