@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -90,6 +91,17 @@ class Cluster:
     def scrape(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
         assert self.config is not None
         return pricemon(self.config, "scrape", *args, cwd=self.tmp_path, timeout=timeout)
+
+    def chunk_rows(self, competitor: str) -> list[tuple[str, Any, Any]]:
+        """(worker, started_at, finished_at) of the competitor's chunks."""
+        return [
+            tuple(row)
+            for row in sql(
+                self.database_url,
+                "SELECT worker, started_at, finished_at FROM cluster_chunks WHERE competitor = :c ORDER BY id",
+                c=competitor,
+            )
+        ]
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.tmp_path.glob("worker-*.log")))
