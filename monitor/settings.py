@@ -908,7 +908,8 @@ def load_settings(
     """Read the config file (argument, else PRICEMON_CONFIG, else none) and apply the overrides.
 
     Precedence for the database: `database_url` argument > PRICEMON_DATABASE_URL > the file >
-    `sqlite:///pricemon.db` in the working directory.
+    `sqlite:///pricemon.db` in the working directory. PRICEMON_BROKER_URL overrides the file's
+    `[cluster] broker_url` (it may carry the password, as the database URL does).
     """
     env = os.environ if environ is None else environ
     path = path or env.get("PRICEMON_CONFIG") or None
@@ -930,6 +931,10 @@ def load_settings(
     override = database_url or env.get("PRICEMON_DATABASE_URL")
     if override:
         data["database_url"] = override
+    broker = env.get("PRICEMON_BROKER_URL")
+    if broker:
+        cluster = data.get("cluster") if isinstance(data.get("cluster"), dict) else {}
+        data["cluster"] = {**cluster, "broker_url": broker}
     if strategies_dir:
         data["strategies_dir"] = str(strategies_dir)
     settings = settings_from_mapping(data, source=source)

@@ -60,7 +60,9 @@ class Cluster:
     def write(self, listings: dict[str, int], *, concurrency: int = 4, cluster: str = "", scrape: str = "") -> Path:
         broker, password = split_password(self.amqp_url)
         os.environ[PASSWORD_ENV] = password
-        config = write_world(self.tmp_path, self.database_url, self.shop, listings, concurrency=concurrency, scrape=scrape)
+        config = write_world(
+            self.tmp_path, self.database_url, self.shop, listings, concurrency=concurrency, scrape=scrape
+        )
         config.write_text(
             config.read_text()
             + f'\n[cluster]\nbroker_url = "{broker}"\nbroker_password_env = "{PASSWORD_ENV}"\nqueue = "{self.queue}"\n'
@@ -74,7 +76,13 @@ class Cluster:
         assert self.config is not None
         index = len(self.workers)
         worker = start_pricemon(
-            self.config, "--log-level", "info", "worker", "--concurrency", str(concurrency), cwd=self.tmp_path,
+            self.config,
+            "--log-level",
+            "info",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            cwd=self.tmp_path,
             log=self.tmp_path / f"worker-{index}.log",
         )
         self.workers.append(worker)
@@ -82,8 +90,10 @@ class Cluster:
 
     def wait_for_workers(self, n: int) -> None:
         wait_for(
-            lambda: sql(self.database_url, "SELECT count(*) FROM cluster_workers")[0][0] >= n
-            and all(w.poll() is None for w in self.workers),
+            lambda: (
+                sql(self.database_url, "SELECT count(*) FROM cluster_workers")[0][0] >= n
+                and all(w.poll() is None for w in self.workers)
+            ),
             f"{n} workers' heartbeat",
             timeout=30,
         )

@@ -3,6 +3,7 @@ send it requests, and the hand-over between workers keeps its spacing."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import Counter, defaultdict
@@ -80,4 +81,4 @@ def test_three_workers_keep_one_competitors_concurrency_and_rate(cluster: Cluste
     chunks = cluster.chunk_rows("careful")
     assert len({worker for worker, _, _ in chunks}) >= 2, chunks
     spans = sorted((started, finished) for _, started, finished in chunks)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans

@@ -19,13 +19,20 @@ def assert_checked_once(cluster: Cluster, summary: dict[str, Any], listings: dic
     """The sweep checked every listing exactly once, and stored one state per listing that changed."""
     total = sum(listings.values())
     assert summary["status"] == "finished" and summary["checked"] == total, summary
-    assert {name: sum(v for k, v in c.items() if k != "seconds") for name, c in summary["competitors"].items()} == listings
+    assert {
+        name: sum(v for k, v in c.items() if k != "seconds") for name, c in summary["competitors"].items()
+    } == listings
     assert len(cluster.shop.requests) == total and set(cluster.shop.requests.values()) == {1}
     assert _checked_in_run(cluster.database_url, summary["run_id"]) == total
     assert history_problems(cluster.database_url) == []
-    assert sql(cluster.database_url, "SELECT count(*) FROM price_history WHERE run_id = :r", r=summary["run_id"])[0][0] == total
+    assert (
+        sql(cluster.database_url, "SELECT count(*) FROM price_history WHERE run_id = :r", r=summary["run_id"])[0][0]
+        == total
+    )
     # More than one worker took part.
-    ran = sql(cluster.database_url, "SELECT count(DISTINCT worker) FROM cluster_chunks WHERE run_id = :r", r=summary["run_id"])
+    ran = sql(
+        cluster.database_url, "SELECT count(DISTINCT worker) FROM cluster_chunks WHERE run_id = :r", r=summary["run_id"]
+    )
     assert ran[0][0] >= 2, ran
 
 
@@ -65,7 +72,10 @@ def test_a_worker_killed_mid_sweep_loses_and_doubles_nothing(cluster: Cluster) -
     assert summary["checked"] == total and summary["changed"] == total, summary
     # Nothing lost: every listing's latest check is this run's; nothing doubled: one new state each.
     assert _checked_in_run(cluster.database_url, summary["run_id"]) == total
-    assert sql(cluster.database_url, "SELECT count(*) FROM price_history WHERE run_id = :r", r=summary["run_id"])[0][0] == total
+    assert (
+        sql(cluster.database_url, "SELECT count(*) FROM price_history WHERE run_id = :r", r=summary["run_id"])[0][0]
+        == total
+    )
     assert history_problems(cluster.database_url) == []
     assert len(cluster.shop.requests) == total
     # Asked again at most for the checks in flight when the worker died (its uncommitted batch).
