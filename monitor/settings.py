@@ -933,8 +933,8 @@ def load_settings(
         data["database_url"] = override
     broker = env.get("PRICEMON_BROKER_URL")
     if broker:
-        cluster = data.get("cluster") if isinstance(data.get("cluster"), dict) else {}
-        data["cluster"] = {**cluster, "broker_url": broker}
+        cluster = data.get("cluster")
+        data["cluster"] = {**(cluster if isinstance(cluster, dict) else {}), "broker_url": broker}
     if strategies_dir:
         data["strategies_dir"] = str(strategies_dir)
     settings = settings_from_mapping(data, source=source)
