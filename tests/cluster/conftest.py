@@ -4,7 +4,9 @@ PostgreSQL schema, a counting shop on 127.0.0.1 and real `pricemon worker` proce
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -119,7 +121,7 @@ class Cluster:
     def close(self) -> None:
         for worker in self.workers:
             if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
+                worker.send_signal(signal.SIGQUIT)  # a cold shutdown: nothing is running by now
         for worker in self.workers:
             try:
                 worker.wait(timeout=15)
@@ -147,3 +149,97 @@ def cluster(tmp_path: Path, amqp_url: str, cluster_database: str, shop: Counting
     world = Cluster(tmp_path, amqp_url, cluster_database, shop)
     yield world
     world.close()
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class PrivateBroker:
+    """A RabbitMQ of the test's own: its own node name, ports (AMQP, distribution, epmd), data,
+    log and config directories and Erlang cookie; never the machine's broker."""
+
+    def __init__(self, root: Path) -> None:
+        executable = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # runs as us; the sbin wrapper would su
+        if not executable.exists():
+            found = shutil.which("rabbitmq-server")
+            if found is None:
+                pytest.skip("rabbitmq-server is not installed (Debian package rabbitmq-server)")
+            executable = Path(found)
+        self.executable = executable
+        self.root = root
+        self.port, self.dist_port, self.epmd_port = _free_ports(3)
+        for name in ("mnesia", "log", "home"):
+            (root / name).mkdir(parents=True, exist_ok=True)
+        (root / "enabled_plugins").write_text("[].\n")
+        (root / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{self.port}\n")
+        self.env = {
+            **os.environ,
+            "HOME": str(root / "home"),
+            "RABBITMQ_NODENAME": f"pricemon-test-{uuid.uuid4().hex[:8]}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_MNESIA_BASE": str(root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(root / "log"),
+            "RABBITMQ_CONFIG_FILE": str(root / "rabbitmq"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(root / "advanced.config"),
+            "RABBITMQ_CONF_ENV_FILE": str(root / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(root / "enabled_plugins"),
+        }
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        from kombu import Connection
+
+        log = (self.root / "server.out").open("ab")
+        self.process = subprocess.Popen(
+            [str(self.executable)], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+        def up() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                pytest.fail(f"the test's RabbitMQ exited: {(self.root / 'server.out').read_text()[-2000:]}")
+            try:
+                with Connection(self.url, connect_timeout=1) as connection:
+                    connection.connect()
+                return True
+            except Exception:
+                return False
+
+        wait_for(up, "the test's RabbitMQ to accept connections", timeout=timeout)
+
+    def stop(self) -> None:
+        """Stop the node (SIGTERM is RabbitMQ's orderly shutdown; durable queues stay on disk)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def close(self) -> None:
+        self.stop()
+        # The node started an epmd of its own on its own port; end it too.
+        subprocess.run(["epmd", "-port", str(self.epmd_port), "-kill"], env=self.env, capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    broker = PrivateBroker(tmp_path / "rabbitmq")
+    broker.start()
+    yield broker
+    broker.close()
