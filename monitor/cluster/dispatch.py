@@ -51,6 +51,7 @@ def run_cluster_sweep(
     chunks not started yet are cancelled and those running may finish within the grace period.
     """
     started = time.perf_counter()
+    settings.cluster.broker_url_with_password()  # a missing password is refused before any run is opened
     store = open_store(settings.database_url)
     try:
         try:

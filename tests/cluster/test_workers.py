@@ -8,7 +8,7 @@ import signal
 from typing import Any
 
 from tests.cluster.conftest import Cluster
-from tests.reliability.conftest import history_problems, sql, start_pricemon, wait_for
+from tests.reliability.conftest import history_problems, pricemon, sql, start_pricemon, wait_for
 
 
 def _checked_in_run(database_url: str, run_id: int) -> int:
@@ -51,9 +51,20 @@ def test_a_worker_killed_mid_sweep_loses_and_doubles_nothing(cluster: Cluster) -
 
     # The second sweep sees new prices, so each listing must get exactly one new state.
     cluster.shop.price = "12.00"
-    cluster.shop.delay = 0.02
+    cluster.shop.delay = 0.05
     cluster.shop.requests.clear()
     sweep = start_pricemon(cluster.config, "scrape", "--json", cwd=cluster.tmp_path)  # type: ignore[arg-type]
+    # `pricemon status` shows the workers, the chunks open and who holds each competitor.
+    wait_for(
+        lambda: sql(cluster.database_url, "SELECT 1 FROM cluster_chunks WHERE state = 'running' AND run_id = 2"),
+        "a chunk running",
+        timeout=60,
+    )
+    status = pricemon(cluster.config, "status", "--json", cwd=cluster.tmp_path)  # type: ignore[arg-type]
+    shown = json.loads(status.stdout)["cluster"]
+    assert len(shown["workers"]) == 2
+    assert [chunk for chunk in shown["chunks"] if chunk["run_id"] == 2], shown
+    assert shown["leases"] and {lease["competitor"] for lease in shown["leases"]} <= set(listings), shown
     victim = wait_for(
         lambda: sql(
             cluster.database_url,
