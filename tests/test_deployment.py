@@ -29,11 +29,14 @@ def _compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 
 
-def test_compose_parses_and_has_the_four_services() -> None:
+def test_compose_parses_and_has_its_services() -> None:
     compose = _compose()
-    assert set(compose["services"]) == {"postgres", "migrate", "pricemon", "web"}
-    for name in ("pricemon", "web"):
+    assert set(compose["services"]) == {"postgres", "rabbitmq", "migrate", "pricemon", "web", "worker"}
+    for name in ("pricemon", "web", "worker"):
         assert compose["services"][name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # The worker service scales: no fixed container name or published port may pin it to one.
+    worker = compose["services"]["worker"]
+    assert "container_name" not in worker and "ports" not in worker
 
 
 def test_web_service_serves_the_workspace_on_the_hosts_loopback_only() -> None:
