@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.accuracy import Accuracy, compare_to_truth, observations_from_database, observations_from_jsonl
+from bench.local_ca import LocalCA
+from bench.netns import NetworkSetupError, RealisticNetwork, realistic_network
 from bench.process_meter import MeasuredRun, run_measured
-from bench.static_server import find_nginx, start_static_server
+from bench.static_server import Placement, StaticServer, find_nginx, start_static_server
 from bench.synthetic_web import (
     DEFAULT_CACHE_ROOT,
     DEFAULT_PRODUCTS,
@@ -113,6 +116,8 @@ class BenchResult:
     generate_seconds: float
     machine: dict[str, str]
     served_from: str = "disk"
+    #: "local" (plain HTTP on 127.0.0.1) or what `--network realistic` put between pricemon and the shops
+    network: str = "local"
     backends: list[BackendRun] = field(default_factory=list)
     scrapy: Step | None = None
     scrapy_accuracy: Accuracy | None = None
@@ -383,10 +388,24 @@ def run_bench(args: argparse.Namespace, command_line: str) -> BenchResult:
     backends = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     work = Path(tempfile.mkdtemp(prefix="pricemon-bench-"))
     with ExitStack() as run_stack:
+        # Removed last: the run directory holds the CA and nginx's prefix until the server is gone.
+        run_stack.callback(_remove_work, work, args.keep)
         shops_dir, served_from = run_stack.enter_context(served_roots(web, args.serve_from))
-        server = start_static_server(
-            {shop.name: shops_dir / shop.name for shop in web.shops}, work / "server", prefer=args.server
-        )
+        roots = {shop.name: shops_dir / shop.name for shop in web.shops}
+        network_text = "local (plain HTTP on 127.0.0.1)"
+        scrape_keys: dict[str, str | list[str]] = {}
+        if args.network == "realistic":
+            network = run_stack.enter_context(realistic_network())
+            server, base_urls = _serve_realistic(network, roots, work, run_stack)
+            network_text = (
+                f"realistic: HTTPS (nginx, certificates of a CA made for the run, trusted through scrape.ca_bundle)"
+                f" from network namespace {network.namespace} over a veth on {network.subnet}; {network.shaping}"
+            )
+            scrape_keys = {"ca_bundle": str(work / "ca" / "ca.pem"), "allowed_networks": [str(network.subnet)]}
+        else:
+            server = start_static_server(roots, work / "server", prefer=args.server)
+            run_stack.callback(server.stop)
+            base_urls = dict(server.base_urls)
         result = BenchResult(
             command=command_line,
             started_at=started_at,
@@ -398,14 +417,43 @@ def run_bench(args: argparse.Namespace, command_line: str) -> BenchResult:
             generate_seconds=generate_seconds,
             machine=describe_machine(server.kind),
             served_from=served_from,
+            network=network_text,
         )
-        run_stack.callback(_finish, server, work, args.keep)
-        _run_steps(args, web, backends, dict(server.base_urls), work, result)
+        _run_steps(args, web, backends, base_urls, work, result, scrape_keys)
     return result
 
 
-def _finish(server: Any, work: Path, keep: bool) -> None:
-    server.stop()
+#: nginx's ports inside the namespace; the delay relay, when there is one, listens on RELAY_PORT_BASE + i
+NGINX_PORT_BASE = 20000
+RELAY_PORT_BASE = 30000
+
+
+def _serve_realistic(
+    network: RealisticNetwork, roots: dict[str, Path], work: Path, stack: ExitStack
+) -> tuple[StaticServer, dict[str, str]]:
+    """nginx over HTTPS inside the namespace (and the delay relay in front when there is no netem)."""
+    ca = LocalCA(work / "ca")
+    served = ca.issue("shops", hosts=[network.shop_address])
+    ports = tuple(NGINX_PORT_BASE + i for i in range(len(roots)))
+    placement = Placement(
+        host=network.shop_address,
+        ports=ports,
+        tls=(served.cert_path, served.key_path),
+        command_prefix=network.command_prefix,
+    )
+    server = start_static_server(roots, work / "server", prefer="nginx", placement=placement)
+    stack.callback(server.stop)
+    base_urls = dict(server.base_urls)
+    if not network.shaping.startswith("tc netem"):
+        pairs = [(RELAY_PORT_BASE + i, port) for i, port in enumerate(ports)]
+        network.start_relay(pairs, work / "delay-relay.log")
+        base_urls = {
+            shop: f"https://{network.shop_address}:{listen}" for shop, (listen, _) in zip(roots, pairs, strict=True)
+        }
+    return server, base_urls
+
+
+def _remove_work(work: Path, keep: bool) -> None:
     if keep:
         logger.info("kept the run directory %s", work)
     else:
@@ -419,12 +467,18 @@ def _run_steps(
     base_urls: dict[str, str],
     work: Path,
     result: BenchResult,
+    scrape_keys: dict[str, str | list[str]] | None = None,
 ) -> None:
     first_inputs: RunInputs | None = None
     for backend in backends:
         run_dir = work / backend
         inputs = write_run_inputs(
-            web, base_urls, run_dir, max_concurrency=args.max_concurrency, min_delay=args.min_delay
+            web,
+            base_urls,
+            run_dir,
+            max_concurrency=args.max_concurrency,
+            min_delay=args.min_delay,
+            scrape=scrape_keys,
         )
         first_inputs = first_inputs or inputs
         with ExitStack() as stack:
@@ -524,6 +578,8 @@ def render_markdown(result: BenchResult) -> str:
         f"served by {result.machine['server']} from {result.served_from}; "
         f"generation/cache lookup {result.generate_seconds:.1f} s.",
         "",
+        f"Network: {result.network}.",
+        "",
         f"Command: `{result.command}`",
         "",
         f"Machine: {result.machine['nproc']} CPUs ({result.machine['cpu']}), {result.machine['ram']} RAM, "
@@ -550,6 +606,7 @@ def render_markdown(result: BenchResult) -> str:
             f"{s.returncode} |"
         )
     lines.append("")
+    lines += _per_page_lines(result)
     for backend in result.backends:
         if backend.accuracy:
             a = backend.accuracy
@@ -575,6 +632,42 @@ def render_markdown(result: BenchResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cpu_ms_per_page(step: Step) -> float | None:
+    """Process CPU time (the step's tree) per page: the figure that says how many cores a load needs."""
+    if step.returncode != 0 or not step.pages:
+        return None
+    return step.cpu_seconds * 1000 / step.pages
+
+
+def _per_page_lines(result: BenchResult) -> list[str]:
+    """Pages/s and CPU ms per page of every sweep and of Scrapy, with pricemon's ratio to Scrapy."""
+    rows = [
+        (f"pricemon {step.name} ({backend.backend})", step)
+        for backend in result.backends
+        for step in backend.steps
+        if step.pages and step.returncode == 0
+    ]
+    if result.scrapy and result.scrapy.returncode == 0:
+        rows.append(("Scrapy baseline", result.scrapy))
+    if not rows:
+        return []
+    lines = [
+        "| sweep | pages/s | CPU ms per page | pages/s vs Scrapy | CPU per page vs Scrapy |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    scrapy = result.scrapy if result.scrapy and result.scrapy.returncode == 0 else None
+    for name, step in rows:
+        speed = cpu = ""
+        if scrapy is not None and step is not scrapy and scrapy.pages_per_s and step.pages_per_s:
+            speed = f"{step.pages_per_s / scrapy.pages_per_s:.2f}x"
+            ours, theirs = cpu_ms_per_page(step), cpu_ms_per_page(scrapy)
+            cpu = f"{ours / theirs:.2f}x" if ours and theirs else ""
+        lines.append(
+            f"| {name} | {_fmt(step.pages_per_s, ',.0f')} | {_fmt(cpu_ms_per_page(step), '.3f')} | {speed} | {cpu} |"
+        )
+    return [*lines, ""]
+
+
 def append_results(path: Path, section: str) -> None:
     if not path.exists():
         path.write_text(
@@ -591,8 +684,10 @@ def result_as_json(result: BenchResult) -> dict[str, Any]:
         raw["accuracy_ratio"] = backend.accuracy.ratio if backend.accuracy else None
         for step, raw_step in zip(backend.steps, raw["steps"], strict=True):
             raw_step["pages_per_s"] = step.pages_per_s
+            raw_step["cpu_ms_per_page"] = cpu_ms_per_page(step)
     if result.scrapy:
         data["scrapy"]["pages_per_s"] = result.scrapy.pages_per_s
+        data["scrapy"]["cpu_ms_per_page"] = cpu_ms_per_page(result.scrapy)
     data["scrapy_accuracy_ratio"] = result.scrapy_accuracy.ratio if result.scrapy_accuracy else None
     return data
 
@@ -620,6 +715,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="memory",
         help="serve a copy of the pages from tmpfs (default, when it has room) or the cache on disk",
     )
+    parser.add_argument(
+        "--network",
+        choices=("local", "realistic"),
+        default="local",
+        help="local: plain HTTP on 127.0.0.1 (default); realistic: HTTPS from another network namespace"
+        " with 40 +- 20 ms delay and 0.1%% loss (root; see bench/README.md)",
+    )
     parser.add_argument("--max-concurrency", type=int, default=8, help="per-competitor max_concurrency")
     parser.add_argument("--min-delay", default="0s", help='per-competitor min_delay, e.g. "0s"')
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_ROOT, help="where generated webs are kept")
@@ -628,12 +730,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command_line = " ".join(["bench/run", *argv])
-    result = run_bench(args, command_line)
+    # SIGTERM (and a closed terminal) unwind like Ctrl-C, so the namespace, nginx and tmpfs copy go too.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    try:
+        result = run_bench(args, command_line)
+    except NetworkSetupError as exc:
+        sys.stderr.write(f"bench: error: {exc}\n")
+        return 2
     section = render_markdown(result)
     sys.stdout.write("\n" + section)
     append_results(args.results, section)
