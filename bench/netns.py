@@ -12,10 +12,10 @@ their own, reached over a veth pair whose shop side delays and loses packets.
   the shops send for 40 +- 20 ms. The relay costs some CPU on the shared cores; it is not counted
   in pricemon's or Scrapy's CPU seconds, which are per process tree.
 
-Segmentation offloads are switched off on the shop side so that a lost packet is one 1,500-byte
-frame, as on a real link, not a 64 KB super-packet. Everything is removed on exit, Ctrl-C and
-SIGTERM included (the runner turns SIGTERM into KeyboardInterrupt); namespaces left by a run that
-was killed with SIGKILL are removed by the next run (their pid is gone).
+Segmentation offloads are switched off on the shop side (`gso_max_segs 1`, ethtool when present) so
+that a lost packet is one 1,500-byte frame, as on a real link, not a 64 KB super-packet. Everything
+is removed on exit, Ctrl-C and SIGTERM included (the runner turns SIGTERM into KeyboardInterrupt);
+namespaces left by a run that was killed with SIGKILL are removed by the next run (their pid is gone).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ SUBNET_POOL = ipaddress.ip_network("10.213.0.0/16")
 DELAY = "40ms"
 JITTER = "20ms"
 LOSS_PERCENT = 0.1
+LOSS_TABLE = "pricemon_bench_loss"
 
 
 class NetworkSetupError(RuntimeError):
@@ -87,6 +88,23 @@ class RealisticNetwork:
         if line.strip() != b"ready":
             self.stop_relay()
             raise NetworkSetupError(f"the delay relay did not start: {log_path.read_text(errors='replace')[-1500:]}")
+
+    def packet_counts(self) -> tuple[int, int] | None:
+        """(packets dropped by the loss rule, packets the shop side sent), or None with netem."""
+        if self.shaping.startswith("tc netem"):
+            return None
+        listed = subprocess.run(
+            [*self.command_prefix, "nft", "list", "table", "inet", LOSS_TABLE], capture_output=True, text=True
+        ).stdout
+        dropped = re.search(r"counter packets (\d+)", listed)
+        sent = subprocess.run(
+            [*self.command_prefix, "cat", f"/sys/class/net/{self.shop_veth}/statistics/tx_packets"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if dropped is None or not sent.isdigit():
+            return None
+        return int(dropped.group(1)), int(sent) + int(dropped.group(1))
 
     def stop_relay(self) -> None:
         if self.relay is not None and self.relay.poll() is None:
@@ -210,6 +228,9 @@ def realistic_network() -> Iterator[RealisticNetwork]:
         )
         _run([*ns, "ip", "link", "set", network.shop_veth, "up"], "veth up")
         _run([*ns, "ip", "link", "set", "lo", "up"], "loopback up")
+        # TCP hands the stack up to 64 KB super-packets, cut into frames only after netfilter and the
+        # qdisc have seen them: one segment per packet makes a loss one 1,500-byte frame.
+        _run([*ns, "ip", "link", "set", "dev", network.shop_veth, "gso_max_segs", "1"], "one segment per packet")
         if shutil.which("ethtool"):
             subprocess.run(
                 [*ns, "ethtool", "-K", network.shop_veth, "tso", "off", "gso", "off"], capture_output=True, check=False
@@ -221,7 +242,7 @@ def realistic_network() -> Iterator[RealisticNetwork]:
                 raise NetworkSetupError(
                     "this kernel has no tc netem and `nft` is missing for the loss rule: apt-get install -y nftables"
                 )
-            table = "pricemon_bench_loss"
+            table = LOSS_TABLE
             _run([*ns, "nft", "add", "table", "inet", table], "nftables table")
             _run(
                 [*ns, "nft", "add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"],
@@ -231,7 +252,7 @@ def realistic_network() -> Iterator[RealisticNetwork]:
             per_mille = round(LOSS_PERCENT * 10)
             _run(
                 [*ns, "nft", "add", "rule", "inet", table, "out", "oifname", network.shop_veth,
-                 "numgen", "random", "mod", "1000", "<", str(per_mille), "drop"],
+                 "numgen", "random", "mod", "1000", "<", str(per_mille), "counter", "drop"],
                 "nftables loss rule",
             )  # fmt: skip
             network.shaping = (
@@ -241,6 +262,13 @@ def realistic_network() -> Iterator[RealisticNetwork]:
         logger.info("network namespace %s on %s: %s", network.namespace, subnet, network.shaping)
         yield network
     finally:
+        counts = network.packet_counts() if network.shaping else None
+        if counts:
+            logger.info(
+                "loss rule dropped %d of %d packets the shops sent (%.3f%%)",
+                *counts,
+                100 * counts[0] / max(counts[1], 1),
+            )
         network.stop_relay()
         _kill_namespace_processes(network.namespace)
         # Deleting the namespace deletes its veth end, and with it the pair.

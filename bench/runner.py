@@ -394,9 +394,10 @@ def run_bench(args: argparse.Namespace, command_line: str) -> BenchResult:
         roots = {shop.name: shops_dir / shop.name for shop in web.shops}
         network_text = "local (plain HTTP on 127.0.0.1)"
         scrape_keys: dict[str, str | list[str]] = {}
+        network: RealisticNetwork | None = None
         if args.network == "realistic":
             network = run_stack.enter_context(realistic_network())
-            server, base_urls = _serve_realistic(network, roots, work, run_stack)
+            server, base_urls = serve_realistic(network, roots, work, run_stack)
             network_text = (
                 f"realistic: HTTPS (nginx, certificates of a CA made for the run, trusted through scrape.ca_bundle)"
                 f" from network namespace {network.namespace} over a veth on {network.subnet}; {network.shaping}"
@@ -420,6 +421,11 @@ def run_bench(args: argparse.Namespace, command_line: str) -> BenchResult:
             network=network_text,
         )
         _run_steps(args, web, backends, base_urls, work, result, scrape_keys)
+        if network is not None and (counts := network.packet_counts()):
+            result.network += (
+                f"; the loss rule dropped {counts[0]:,} of the {counts[1]:,} packets the shops sent"
+                f" ({100 * counts[0] / max(counts[1], 1):.3f}%)"
+            )
     return result
 
 
@@ -428,7 +434,7 @@ NGINX_PORT_BASE = 20000
 RELAY_PORT_BASE = 30000
 
 
-def _serve_realistic(
+def serve_realistic(
     network: RealisticNetwork, roots: dict[str, Path], work: Path, stack: ExitStack
 ) -> tuple[StaticServer, dict[str, str]]:
     """nginx over HTTPS inside the namespace (and the delay relay in front when there is no netem)."""
