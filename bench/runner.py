@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.accuracy import Accuracy, compare_to_truth, observations_from_database, observations_from_jsonl
+from bench.cluster import cluster_config, delete_queue, local_workers, tree_cpu_seconds
 from bench.local_ca import LocalCA
 from bench.netns import NetworkSetupError, RealisticNetwork, realistic_network
 from bench.process_meter import MeasuredRun, run_measured
@@ -60,6 +61,8 @@ TARGET_SECOND_SWEEP_SPEEDUP = 2.0
 TARGET_PEAK_RSS_MB = 500.0
 TARGET_SUGGEST_S = 20.0
 TARGET_REPORT_S = 30.0
+#: the issue's target for `--cluster N`: the full sweep through the workers at >= 90% of the in-process pages/s
+TARGET_CLUSTER_SHARE = 0.9
 
 
 @dataclass
@@ -216,14 +219,14 @@ def _step_from(name: str, measured: MeasuredRun, *, pages: int | None) -> Step:
 
 
 @contextmanager
-def bench_database(backend: str, run_dir: Path, postgres_url: str, keep: bool) -> Iterator[str]:
+def bench_database(backend: str, run_dir: Path, postgres_url: str, keep: bool, suffix: str = "") -> Iterator[str]:
     """A fresh, empty database for one backend; PostgreSQL's is dropped afterwards unless `keep`."""
     if backend == "sqlite":
         yield f"sqlite:///{run_dir / 'pricemon.db'}"
         return
     import psycopg
 
-    name = f"pricemon_bench_{os.getpid()}"
+    name = f"pricemon_bench_{os.getpid()}{suffix}"
     server_url = postgres_url.rstrip("/")
     admin_dsn = server_url.replace("postgresql+psycopg://", "postgresql://", 1) + "/postgres"
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
@@ -269,6 +272,69 @@ def run_backend(backend: str, web: SyntheticWeb, inputs: RunInputs, database_url
         report_path = inputs.config_path.parent / "report.html"
         result.steps.append(run_pricemon_step("report", ["report", "--out", str(report_path)], inputs, database_url))
     return result
+
+
+def cluster_label(workers: int) -> str:
+    return f"postgresql, {workers} workers"
+
+
+def run_cluster_backend(
+    args: argparse.Namespace, web: SyntheticWeb, inputs: RunInputs, database_url: str, run_dir: Path
+) -> BackendRun:
+    """The full and unchanged sweeps through `args.cluster` local workers (bench/cluster.py)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    result = BackendRun(backend=cluster_label(args.cluster))
+    parts = urlsplit(args.amqp_url)
+    password = parts.password or ""
+    broker = urlunsplit(
+        (parts.scheme, f"{parts.username or 'guest'}@{parts.netloc.rpartition('@')[2]}", parts.path, "", "")
+    )
+    queue = f"pricemon.bench.{os.getpid()}"
+    inputs.config_path.write_text(
+        inputs.config_path.read_text(encoding="utf-8") + cluster_config(broker, queue), encoding="utf-8"
+    )
+    result.steps.append(run_pricemon_step("db upgrade", ["db", "upgrade"], inputs, database_url))
+    for kind, path in (("products", inputs.products_csv), ("listings", inputs.listings_csv)):
+        result.steps.append(run_pricemon_step(f"import {kind}", ["import", kind, str(path)], inputs, database_url))
+    command = [pricemon_executable(), "--config", str(inputs.config_path), "--database-url", database_url]
+    try:
+        with local_workers(
+            args.cluster,
+            command,
+            env=child_env(),
+            cwd=run_dir,
+            database_url=database_url,
+            password=password,
+            log_dir=run_dir,
+        ) as workers:
+            for name in ("scrape (full sweep)", "scrape (unchanged)"):
+                before = tree_cpu_seconds(workers)
+                step = run_pricemon_step(name, ["scrape", "--json"], inputs, database_url, pages=web.page_count)
+                step.cpu_seconds += tree_cpu_seconds(workers) - before
+                result.steps.append(step)
+                if name == "scrape (full sweep)" and step.returncode == 0:
+                    result.accuracy = compare_to_truth(observations_from_database(database_url), web.read_truth())
+    except RuntimeError as exc:
+        logger.error("%s", exc)
+        result.skipped = f"workers did not start: {str(exc).splitlines()[0]}"
+    finally:
+        delete_queue(broker, password, queue)
+    return result
+
+
+def judge_cluster(in_process: BackendRun, cluster: BackendRun) -> Target | None:
+    ours, theirs = cluster.step("scrape (full sweep)"), in_process.step("scrape (full sweep)")
+    if not ours or not theirs or ours.returncode or theirs.returncode or not ours.pages_per_s or not theirs.pages_per_s:
+        return None
+    share = ours.pages_per_s / theirs.pages_per_s
+    accurate = cluster.accuracy is not None and cluster.accuracy.ratio == 1.0
+    return Target(
+        f">= {TARGET_CLUSTER_SHARE:.0%} of the in-process full sweep's pages/s on the same cores, 100% accurate",
+        share >= TARGET_CLUSTER_SHARE and accurate,
+        f"{share:.1%} ({ours.pages_per_s:,.0f} vs {theirs.pages_per_s:,.0f} pages/s), accuracy "
+        f"{cluster.accuracy.percent if cluster.accuracy else 'n/a'}",
+    )
 
 
 def run_scrapy(inputs: RunInputs, out_dir: Path, pages: int) -> tuple[Step, Path]:
@@ -386,6 +452,9 @@ def run_bench(args: argparse.Namespace, command_line: str) -> BenchResult:
     web = generate_web(args.shops, args.products, args.seed, cache_root=args.cache_dir)
     generate_seconds = time.perf_counter() - t0
     backends = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    if args.cluster:
+        # The workers share one PostgreSQL; the in-process sweep on it is what they are measured against.
+        backends = ["postgresql", "cluster"]
     work = Path(tempfile.mkdtemp(prefix="pricemon-bench-"))
     with ExitStack() as run_stack:
         # Removed last: the run directory holds the CA and nginx's prefix until the server is gone.
@@ -477,7 +546,7 @@ def _run_steps(
 ) -> None:
     first_inputs: RunInputs | None = None
     for backend in backends:
-        run_dir = work / backend
+        run_dir = work / backend.replace(" ", "-")
         inputs = write_run_inputs(
             web,
             base_urls,
@@ -488,19 +557,30 @@ def _run_steps(
         )
         first_inputs = first_inputs or inputs
         with ExitStack() as stack:
+            kind, suffix = ("postgresql", "_cluster") if backend == "cluster" else (backend, "")
+            label = cluster_label(args.cluster) if backend == "cluster" else backend
             try:
-                database_url = stack.enter_context(bench_database(backend, run_dir, args.postgres_url, args.keep))
+                database_url = stack.enter_context(
+                    bench_database(kind, run_dir, args.postgres_url, args.keep, suffix=suffix)
+                )
             except Exception as exc:  # an unreachable PostgreSQL skips that backend, not the run
-                logger.error("%s: cannot create the benchmark database: %s", backend, exc)
-                result.backends.append(BackendRun(backend=backend, skipped=f"no database: {exc}"))
+                logger.error("%s: cannot create the benchmark database: %s", label, exc)
+                result.backends.append(BackendRun(backend=label, skipped=f"no database: {exc}"))
                 continue
-            result.backends.append(run_backend(backend, web, inputs, database_url))
+            if backend == "cluster":
+                result.backends.append(run_cluster_backend(args, web, inputs, database_url, run_dir))
+            else:
+                result.backends.append(run_backend(backend, web, inputs, database_url))
     if not args.skip_scrapy and first_inputs is not None:
         result.scrapy, items = run_scrapy(first_inputs, work, web.page_count)
         if result.scrapy.returncode == 0:
             result.scrapy_accuracy = compare_to_truth(observations_from_jsonl(items), web.read_truth())
     for backend_run in result.backends:
         backend_run.targets = judge(backend_run, result.scrapy)
+    if args.cluster and len(result.backends) == 2:
+        target = judge_cluster(*result.backends)
+        if target is not None:
+            result.backends[1].targets.insert(0, target)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -727,6 +807,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="local: plain HTTP on 127.0.0.1 (default); realistic: HTTPS from another network namespace"
         " with 40 +- 20 ms delay and 0.1%% loss (root; see bench/README.md)",
+    )
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also sweep through N local `pricemon worker`s (RabbitMQ, PostgreSQL) and compare with in-process",
+    )
+    parser.add_argument(
+        "--amqp-url",
+        default=os.environ.get("PRICEMON_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+        help="RabbitMQ for --cluster (default $PRICEMON_BENCH_AMQP_URL or the machine's guest account)",
     )
     parser.add_argument("--max-concurrency", type=int, default=8, help="per-competitor max_concurrency")
     parser.add_argument("--min-delay", default="0s", help='per-competitor min_delay, e.g. "0s"')
