@@ -16,7 +16,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -395,6 +395,67 @@ class SchedulerSettings(Section):
     )
 
 
+class ClusterSettings(Section):
+    """Sweeps on a cluster of `pricemon worker`s through Celery and RabbitMQ (off when unset)."""
+
+    broker_url: str | None = Field(
+        None,
+        description="RabbitMQ URL (amqp://user@host:5672/vhost); when set, the daemon and `pricemon scrape`"
+        " enqueue chunks for `pricemon worker`s instead of sweeping in-process (`scrape --local` still does)."
+        " Put the password in broker_password_env, not here.",
+    )
+    broker_password_env: str | None = Field(
+        None, description="Environment variable holding the broker password (never logged)."
+    )
+    queue: str = Field("pricemon.chunks", min_length=1, description="The durable queue chunks go through.")
+    chunk_size: int = Field(
+        1000, ge=1, le=20_000, description="Listings per chunk (one task); one competitor's listings only."
+    )
+    retry_delay: Duration = Field(
+        timedelta(seconds=5),
+        description="A chunk whose competitor another sweep holds is retried after this long.",
+    )
+    max_attempts: int = Field(
+        5, ge=1, le=100, description="Deliveries of a chunk (a worker died running it) before it fails for good."
+    )
+    wait_timeout: PositiveDuration = Field(
+        timedelta(hours=1),
+        description="How long `pricemon scrape` and the daemon wait for a cluster sweep's chunks;"
+        " chunks not finished by then fail.",
+    )
+    heartbeat: PositiveDuration = Field(
+        timedelta(seconds=10), description="How often a worker says it is alive; `status` lists workers seen"
+        " within three heartbeats."
+    )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _amqp_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check_url(value, ("amqp", "amqps"))
+
+    @field_serializer("broker_url")
+    def _hide_broker_password(self, url: str | None) -> str | None:
+        return None if url is None else redact_url(url)
+
+    def broker_url_with_password(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The broker URL with the password from `broker_password_env` put in (for Celery only)."""
+        if self.broker_url is None or not self.broker_password_env:
+            return self.broker_url
+        env = os.environ if environ is None else environ
+        password = env.get(self.broker_password_env)
+        if not password:
+                raise ConfigError(
+                f"cluster.broker_password_env: the environment variable {self.broker_password_env} is not set"
+            )
+        parts = urlsplit(self.broker_url)
+        user = parts.username or "guest"
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 AlertCondition = Literal[
     "undercut",
     "price_drop",
@@ -708,6 +769,9 @@ class Settings(Section):
     feed: FeedSettings = Field(default_factory=FeedSettings, description="The price feed out.")
     alerting: AlertingSettings = Field(default_factory=AlertingSettings, description="Alert channels and delivery.")
     alerts: tuple[AlertRule, ...] = Field((), description="Alert rules, one [[alerts]] each.")
+    cluster: ClusterSettings = Field(
+        default_factory=lambda: ClusterSettings(), description="Sweeps on `pricemon worker`s (off by default)."
+    )
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (not a key).")
 
@@ -749,6 +813,8 @@ SECRET_ENV_KEYS = ("secret_env", "password_env", "apprise_urls_env")
 def secret_env_vars(settings: Settings) -> list[tuple[str, str]]:
     """(key path, variable name) of every environment variable the config reads a secret from."""
     found = []
+    if settings.cluster.broker_password_env:
+        found.append(("cluster.broker_password_env", settings.cluster.broker_password_env))
     if settings.feed.secret_env:
         found.append(("feed.secret_env", settings.feed.secret_env))
     for index, channel in enumerate(settings.alerting.channels):
@@ -781,7 +847,9 @@ def configured_secrets(settings: Settings, environ: Mapping[str, str]) -> list[s
         values += [v for k, v in parse_qsl(parts.query) if _redact(f"http://h/?{k}=x") != f"http://h/?{k}=x"]
         return values
 
-    secrets: list[str] = of_url(settings.database_url) + of_url(settings.feed.webhook_url)
+    secrets: list[str] = (
+        of_url(settings.database_url) + of_url(settings.feed.webhook_url) + of_url(settings.cluster.broker_url)
+    )
     for competitor in settings.competitors:
         # Every header value is shown as ***; in free text (logs, errors) only those that can be
         # credentials are searched for, so `Accept: text/html` does not hide every "text/html".
@@ -864,7 +932,8 @@ def load_settings(
     """Read the config file (argument, else PRICEMON_CONFIG, else none) and apply the overrides.
 
     Precedence for the database: `database_url` argument > PRICEMON_DATABASE_URL > the file >
-    `sqlite:///pricemon.db` in the working directory.
+    `sqlite:///pricemon.db` in the working directory. PRICEMON_BROKER_URL overrides the file's
+    `[cluster] broker_url` (it may carry the password, as the database URL does).
     """
     env = os.environ if environ is None else environ
     path = path or env.get("PRICEMON_CONFIG") or None
@@ -886,6 +955,10 @@ def load_settings(
     override = database_url or env.get("PRICEMON_DATABASE_URL")
     if override:
         data["database_url"] = override
+    broker = env.get("PRICEMON_BROKER_URL")
+    if broker:
+        cluster = data.get("cluster")
+        data["cluster"] = {**(cluster if isinstance(cluster, dict) else {}), "broker_url": broker}
     if strategies_dir:
         data["strategies_dir"] = str(strategies_dir)
     settings = settings_from_mapping(data, source=source)
@@ -900,6 +973,7 @@ __all__ = [
     "AlertChannel",
     "AlertRule",
     "AlertingSettings",
+    "ClusterSettings",
     "Competitor",
     "Duration",
     "SchedulerSettings",

@@ -25,9 +25,12 @@ def _pricemon_commands() -> list[list[str]]:
     return commands
 
 
-def test_compose_parses_and_has_the_three_services() -> None:
+def test_compose_parses_and_has_its_services() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
-    assert set(compose["services"]) == {"postgres", "migrate", "pricemon"}
+    assert set(compose["services"]) == {"postgres", "rabbitmq", "migrate", "pricemon", "worker"}
+    # The worker service scales: no fixed container name or published port may pin it to one.
+    worker = compose["services"]["worker"]
+    assert "container_name" not in worker and "ports" not in worker
     assert compose["services"]["pricemon"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 

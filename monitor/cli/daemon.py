@@ -74,16 +74,22 @@ def status_command(app: App, as_json: bool) -> None:
         rows = competitor_status(
             session, settings.competitors, staleness_limit=settings.scheduler.staleness_limit, now=now
         )
+        cluster = None
+        if settings.cluster.broker_url:
+            from monitor.store.chunks import cluster_status
+
+            cluster = cluster_status(session, heartbeat=settings.cluster.heartbeat)
     healthy = all(row.healthy for row in rows)
     if as_json:
-        print_json(
-            {
-                "healthy": healthy,
-                "now": now.isoformat(),
-                "staleness_limit_seconds": settings.scheduler.staleness_limit.total_seconds(),
-                "competitors": [status_to_json(row) for row in rows],
-            }
-        )
+        data: dict[str, Any] = {
+            "healthy": healthy,
+            "now": now.isoformat(),
+            "staleness_limit_seconds": settings.scheduler.staleness_limit.total_seconds(),
+            "competitors": [status_to_json(row) for row in rows],
+        }
+        if cluster is not None:
+            data["cluster"] = cluster
+        print_json(data)
     else:
         print_table(
             f"{len(rows)} competitor(s), staleness limit {settings.scheduler.staleness_limit}",
@@ -121,6 +127,8 @@ def status_command(app: App, as_json: bool) -> None:
                     for name, item in failing
                 ),
             )
+        if cluster is not None:
+            _print_cluster(cluster)
     if not healthy:
         stale = ", ".join(row.name for row in rows if not row.healthy)
         click.echo(
@@ -134,3 +142,27 @@ def _sweep_result(sweep: dict[str, Any] | None) -> str:
     if not sweep:
         return "never"
     return f"{sweep['status']}, {sweep['checked']} checked"
+
+
+def _print_cluster(cluster: dict[str, Any]) -> None:
+    print_table(
+        f"cluster: {len(cluster['workers'])} worker(s) seen recently",
+        ["Worker", "Processes", "Seen", "Chunks done", "Chunks failed", "Listings checked"],
+        (
+            [w["name"], w["concurrency"], w["seen_at"], w["chunks_done"], w["chunks_failed"], w["listings_checked"]]
+            for w in cluster["workers"]
+        ),
+    )
+    print_table(
+        "cluster: open chunks",
+        ["Run", "Competitor", "Queued", "Running", "Listings", "Workers"],
+        (
+            [c["run_id"], c["competitor"], c["queued"], c["running"], c["listings"], ", ".join(c["workers"])]
+            for c in cluster["chunks"]
+        ),
+    )
+    print_table(
+        "cluster: leases",
+        ["Competitor", "Held by", "Run", "Until"],
+        ([lease["competitor"], lease["holder"], lease["run_id"], lease["expires_at"]] for lease in cluster["leases"]),
+    )

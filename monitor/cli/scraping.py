@@ -23,10 +23,17 @@ logger = logging.getLogger(__name__)
 @click.option("--sku", "skus", multiple=True, help="Only listings of this SKU (repeatable).")
 @click.option("--due-only", is_flag=True, help="Only listings whose next check is due.")
 @click.option("--wait", is_flag=True, help="Wait for competitors another sweep holds instead of skipping them.")
+@click.option("--local", is_flag=True, help="Sweep in this process even when [cluster] broker_url is set.")
 @json_option
 @pass_app
 def scrape_command(
-    app: App, competitors: tuple[str, ...], skus: tuple[str, ...], due_only: bool, wait: bool, as_json: bool
+    app: App,
+    competitors: tuple[str, ...],
+    skus: tuple[str, ...],
+    due_only: bool,
+    wait: bool,
+    local: bool,
+    as_json: bool,
 ) -> None:
     """Run one sweep now: fetch, read and store the listings' prices, then print a summary.
 
@@ -35,6 +42,9 @@ def scrape_command(
     skipped, naming the run that holds it; --wait waits for it instead. SIGTERM/SIGINT: start
     nothing new, let batches in flight commit (scheduler.grace_period), close the run as
     interrupted, exit 143/130; a second signal stops at once.
+
+    With [cluster] broker_url set, the sweep is cut into chunks for `pricemon worker`s and this
+    waits for them (cluster.wait_timeout), then prints the same summary; --local sweeps here.
     """
     import time
 
@@ -80,10 +90,17 @@ def scrape_command(
                 progress=report,
                 stop=stop,
                 wait=wait,
+                local=local,
             )
     else:
         summary = run_sweep(
-            app.settings, competitors=competitors or None, skus=skus, due_only=due_only, stop=stop, wait=wait
+            app.settings,
+            competitors=competitors or None,
+            skus=skus,
+            due_only=due_only,
+            stop=stop,
+            wait=wait,
+            local=local,
         )
     for name, holder in summary.skipped.items():
         click.echo(f"pricemon: skipped {name}: it is being swept by {holder}", err=True)

@@ -531,6 +531,16 @@ class Daemon:
             logger.debug("metrics: freshness not updated: %s", _one_line(exc))
             return
         self.metrics.record_freshness(rows, time.time())
+        if self.settings.cluster.broker_url:
+            from monitor.store.chunks import open_chunks, workers
+
+            try:
+                with self._store.session() as session:
+                    seen, chunks = workers(session), open_chunks(session)
+            except DATABASE_OUTAGES as exc:
+                logger.debug("metrics: cluster not updated: %s", _one_line(exc))
+                return
+            self.metrics.record_cluster(seen, chunks, time.time())
 
 
 def _describe(competitor: Competitor) -> str:

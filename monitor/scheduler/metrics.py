@@ -59,6 +59,31 @@ class DaemonMetrics:
             "Times a scheduled job found the database unavailable and retried.",
             registry=self.registry,
         )
+        # The cluster's workers, read from the database (so one endpoint covers every machine).
+        self.worker_chunks = Gauge(
+            "pricemon_worker_chunks",
+            "Chunks a cluster worker has finished, by state (done, failed), since it started.",
+            ["worker", "state"],
+            registry=self.registry,
+        )
+        self.worker_listings = Gauge(
+            "pricemon_worker_listings_checked",
+            "Listings a cluster worker has checked since it started.",
+            ["worker"],
+            registry=self.registry,
+        )
+        self.worker_seen = Gauge(
+            "pricemon_worker_seen_seconds",
+            "Seconds since a cluster worker's last heartbeat.",
+            ["worker"],
+            registry=self.registry,
+        )
+        self.cluster_chunks = Gauge(
+            "pricemon_cluster_chunks",
+            "Cluster chunks still open, by state (queued, running).",
+            ["state"],
+            registry=self.registry,
+        )
         self._server: Any = None
 
     def serve(self, host: str, port: int) -> None:
@@ -89,3 +114,19 @@ class DaemonMetrics:
                 self.staleness.labels(row.name).set(max(0.0, now_seconds - oldest.timestamp()))
             for state in ("fresh", "stale", "failing"):
                 self.listings.labels(row.name, state).set(getattr(row, state))
+
+    def record_cluster(
+        self, workers: Iterable[Any], open_chunks: Iterable[Mapping[str, Any]], now_seconds: float
+    ) -> None:
+        """Update the cluster gauges from `cluster_workers` rows and `open_chunks()` entries."""
+        for worker in workers:
+            self.worker_chunks.labels(worker.name, "done").set(worker.chunks_done)
+            self.worker_chunks.labels(worker.name, "failed").set(worker.chunks_failed)
+            self.worker_listings.labels(worker.name).set(worker.listings_checked)
+            self.worker_seen.labels(worker.name).set(max(0.0, now_seconds - worker.seen_at.timestamp()))
+        totals = {"queued": 0, "running": 0}
+        for entry in open_chunks:
+            totals["queued"] += int(entry["queued"])
+            totals["running"] += int(entry["running"])
+        for state, n in totals.items():
+            self.cluster_chunks.labels(state).set(n)

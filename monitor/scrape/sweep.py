@@ -120,6 +120,7 @@ def run_sweep(
     stop: StopFlag | None = None,
     progress: Progress | None = None,
     wait: bool = False,
+    local: bool = False,
 ) -> SweepSummary:
     """competitors=None -> all enabled ones. progress(done, total, errors). When `stop` is set: start
     nothing new, let batches in flight commit, return status "interrupted". Raises
@@ -128,7 +129,24 @@ def run_sweep(
 
     Each competitor is swept under its lease (monitor.store.leases): one that another sweep holds
     is skipped and named in `SweepSummary.skipped`, or waited for with `wait=True`.
+
+    With `[cluster] broker_url` set (and not `local`), the sweep is cut into chunks that
+    `pricemon worker`s run (monitor.cluster.dispatch); this waits for them and returns the same
+    summary. Celery is imported only then.
     """
+    if settings.cluster.broker_url and not local:
+        from monitor.cluster.dispatch import run_cluster_sweep
+
+        return run_cluster_sweep(
+            settings,
+            competitors=_resolve_competitors(settings, competitors),
+            skus=skus,
+            due_only=due_only,
+            due_by=due_by,
+            trigger=trigger,
+            stop=stop,
+            progress=progress,
+        )
     names = _resolve_competitors(settings, competitors)
     if any(c.render == "browser" for c in settings.competitors if c.name in names):
         from monitor.scrape.render import check_browser
@@ -218,6 +236,38 @@ def _sweep_leased(
     if status == "failed" and error and error.startswith("database:"):
         raise DatabaseError(error.removeprefix("database:").strip())
     return tally.summary(run_id, status, seconds, error, skipped)
+
+
+def sweep_chunk(
+    settings: Settings,
+    *,
+    run_id: int,
+    chunk_id: int,
+    competitor: str,
+    listing_ids: Sequence[int],
+    stop: StopFlag,
+) -> tuple[str, str | None]:
+    """Check one cluster chunk's listings in this process, on the sweep's event loop, with the
+    competitor's politeness slot and batched writes; returns (status, error) like a shard.
+
+    The caller holds the competitor's lease. Listings whose latest check is already `run_id`'s
+    (stored by an earlier delivery of the chunk) are left out, so a chunk run again checks only
+    what is missing.
+    """
+    if not listing_ids:  # no ids would mean no filter: every listing of the competitor
+        return "finished", None
+    job = _Job(
+        settings,
+        run_id,
+        (),
+        False,
+        utcnow(),
+        logging.getLogger().getEffectiveLevel(),
+        0,
+        listing_ids=tuple(listing_ids),
+        chunk_id=chunk_id,
+    )
+    return _run_shard(job, [competitor], stop, lambda _message: None)
 
 
 def _close_quietly(store: Store, run_id: int, status: str, error: str, names: list[str]) -> None:
@@ -336,6 +386,9 @@ class _Job:
     log_level: int = logging.WARNING
     #: the sweeping process: a worker whose parent is no longer this pid exits
     parent_pid: int = 0
+    #: a cluster chunk: its listings, and its row, whose counts each stored batch adds to
+    listing_ids: tuple[int, ...] = ()
+    chunk_id: int | None = None
 
 
 def _run_inline(job: _Job, names: list[str], stop: StopFlag | None, tally: _Tally) -> tuple[str, str | None]:
@@ -434,6 +487,13 @@ def _worker_main(job: _Job, names: list[str], stop: StopFlag, messages: Any) -> 
     _tune_gc()
     status, error = _run_shard(job, names, stop, messages.put)
     messages.put(("done", status, error))
+
+
+def prepare_worker_process(parent_pid: int) -> None:
+    """What a sweep worker process does once at start (a cluster worker's pool processes too):
+    die with the process that started it, and make the garbage collector cheap."""
+    _die_with_parent(parent_pid)
+    _tune_gc()
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -548,6 +608,9 @@ async def _sweep_shard(
                             now=job.now,
                             # Every competitor's stream is open at once: keep each one's buffer small.
                             chunk=TARGET_CHUNK,
+                            listing_ids=job.listing_ids,
+                            # A chunk delivered again skips what an earlier delivery stored.
+                            not_in_run=job.run_id if job.chunk_id is not None else None,
                         )
                     ),
                     in_flight,
@@ -584,6 +647,15 @@ async def _sweep_competitor(
     outcomes: Counter[str] = Counter()
     commit_seconds = 0.0
 
+    on_recorded = None
+    if job.chunk_id is not None:
+        from monitor.store.chunks import add_chunk_counts
+
+        chunk_id = job.chunk_id
+
+        def on_recorded(session: Any, recorded: RecordResult) -> None:
+            add_chunk_counts(session, chunk_id, recorded.outcomes)
+
     def store_batch(results: list[CheckResult]) -> RecordResult:
         return record_batch(
             store.session,
@@ -591,6 +663,7 @@ async def _sweep_competitor(
             run_id=job.run_id,
             interval=competitor.interval,
             suspicious_change=settings.scrape.suspicious_change,
+            on_recorded=on_recorded,
         )
 
     async def flush() -> None:

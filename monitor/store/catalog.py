@@ -453,7 +453,13 @@ class SweepTarget:
 
 
 def _sweepable(
-    query: Any, competitors: Sequence[str], skus: Sequence[str], due_only: bool, now: datetime | None
+    query: Any,
+    competitors: Sequence[str],
+    skus: Sequence[str],
+    due_only: bool,
+    now: datetime | None,
+    listing_ids: Sequence[int] = (),
+    not_in_run: int | None = None,
 ) -> Any:
     """`query` over listings, narrowed to what a sweep checks (see `sweep_targets`)."""
     query = (
@@ -466,6 +472,10 @@ def _sweepable(
     if due_only:
         moment = now or utcnow()
         query = query.where(or_(Listing.next_check_at.is_(None), Listing.next_check_at <= moment))
+    if listing_ids:
+        query = query.where(Listing.id.in_(list(listing_ids)))
+    if not_in_run is not None:
+        query = query.where(or_(Listing.last_run_id.is_(None), Listing.last_run_id != not_in_run))
     return query
 
 
@@ -477,11 +487,14 @@ def sweep_targets(
     due_only: bool = False,
     now: datetime | None = None,
     chunk: int = 5000,
+    listing_ids: Sequence[int] = (),
+    not_in_run: int | None = None,
 ) -> Iterator[Row[Any]]:
     """Active listings of active products at the named competitors (due ones only if asked).
 
     Rows carry the fields of `SweepTarget`; they are streamed `chunk` rows at a time, so memory
-    stays flat however many listings there are.
+    stays flat however many listings there are. A cluster chunk names its `listing_ids` and,
+    run again, leaves out those whose latest check is already its run's (`not_in_run`).
     """
     query = _sweepable(
         select(
@@ -498,6 +511,8 @@ def sweep_targets(
         skus,
         due_only,
         now,
+        listing_ids,
+        not_in_run,
     ).order_by(Listing.competitor_id, Listing.id)
     yield from session.execute(query.execution_options(yield_per=chunk))  # type: ignore[misc]
 

@@ -249,6 +249,7 @@ def record_checks(
             "last_outcome": outcome,
             "consecutive_failures": 0 if success else failures[result.listing_id] + 1,
             "last_error": None if success else (error or outcome)[:500],
+            "last_run_id": run_id,
         }
         if success:
             # Never backwards: a writer that lost a race may carry an older check than the one stored.
@@ -328,8 +329,12 @@ def record_batch(
     run_id: int | None,
     interval: timedelta,
     suspicious_change: float = 0.5,
+    on_recorded: Callable[[Session, RecordResult], None] | None = None,
 ) -> RecordResult:
     """`record_checks` in a transaction of its own (`session_scope()` opens and commits one).
+
+    `on_recorded(session, result)` runs in each of those transactions, so what it writes (a
+    cluster chunk's counts) commits with the checks or not at all.
 
     If the database refuses a value of one row, the batch is stored again one check per
     transaction: the checks it accepts are stored, and a check it still refuses is recorded as a
@@ -338,7 +343,12 @@ def record_batch(
 
     def store(part: Sequence[CheckResult]) -> RecordResult:
         with session_scope() as session:
-            return record_checks(session, part, run_id=run_id, interval=interval, suspicious_change=suspicious_change)
+            recorded = record_checks(
+                session, part, run_id=run_id, interval=interval, suspicious_change=suspicious_change
+            )
+            if on_recorded is not None:
+                on_recorded(session, recorded)
+            return recorded
 
     try:
         return store(results)

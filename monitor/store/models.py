@@ -190,6 +190,9 @@ class Listing(Base):
     # The listing's newest history row. Not a foreign key: the two tables would refer to each
     # other, which SQLite cannot add after the fact; history rows are only deleted with their listing.
     latest_history_id: Mapped[int | None] = mapped_column(BigId)
+    # The run whose check is the latest: a cluster chunk run again after its worker died skips
+    # the listings its first delivery already stored (not indexed, so checks stay HOT updates).
+    last_run_id: Mapped[int | None] = mapped_column(Integer)
 
     product: Mapped[Product] = relationship(back_populates="listings")
     competitor: Mapped[Competitor] = relationship(back_populates="listings")
@@ -266,6 +269,52 @@ class SweepLease(Base):
     acquired_at: Mapped[datetime]
     renewed_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class ClusterChunk(Base):
+    """One task of a cluster sweep: some of one competitor's listings, run by one worker at a time.
+
+    The database is the truth about a chunk (Celery keeps no results): queued -> running -> done,
+    or failed (for good, with the error), or cancelled (its sweep stopped before it started).
+    `counts` grows with every batch a worker commits, in the batch's own transaction, so a chunk
+    run again after its worker died adds only what the first delivery had not stored.
+    """
+
+    __tablename__ = "cluster_chunks"
+    __table_args__ = (Index("ix_cluster_chunks_run_state", "run_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("scrape_runs.id", ondelete="CASCADE"))
+    competitor: Mapped[str] = mapped_column(String(100))
+    listing_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    size: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    # deliveries that started running it (a lease held elsewhere does not count)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    holder: Mapped[str | None] = mapped_column(String(255))
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ClusterWorker(Base):
+    """A `pricemon worker`: its heartbeat and what its processes did, for status and metrics."""
+
+    __tablename__ = "cluster_workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    chunks_done: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_failed: Mapped[int] = mapped_column(Integer, default=0)
+    listings_checked: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Suggestion(Base):

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from monitor.store.chunks import runs_with_open_chunks
 from monitor.store.history import FAILURE_OUTCOMES
 from monitor.store.leases import Holder, database_now, live_run_ids
 from monitor.store.models import ScrapeRun, utcnow
@@ -66,7 +67,8 @@ def close_abandoned_runs(session: Session, *, lease_ttl: timedelta) -> list[int]
 
     A run is abandoned when its process is known to be gone (a process of this machine that no
     longer exists), or when it holds no live lease although it started more than `lease_ttl` ago:
-    a live sweep renews its leases for as long as it runs, wherever it runs.
+    a live sweep renews its leases for as long as it runs, wherever it runs (a cluster sweep's
+    chunks that are still queued or running count as its leases).
     """
     now = database_now(session)
     running = session.execute(
@@ -75,6 +77,8 @@ def close_abandoned_runs(session: Session, *, lease_ttl: timedelta) -> list[int]
     if not running:
         return []
     live = live_run_ids(session, now)
+    # A cluster sweep waits for its chunks, holding no lease while they are queued.
+    live |= runs_with_open_chunks(session)
     abandoned = []
     for run_id, holder_id, started_at in running:
         holder = Holder.parse(holder_id)
