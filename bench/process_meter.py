@@ -102,6 +102,17 @@ def run_measured(
             child.kill()
             returncode = child.wait()
             logger.error("%s killed after %.0f s", command[0], timeout_s)
+        except BaseException:
+            # Ctrl-C or SIGTERM on the bench: the step stops with it (pricemon closes its run on
+            # SIGTERM), so nothing keeps sweeping a server that is being taken down.
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            done.set()
+            raise
         seconds = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -65,6 +65,7 @@ class PssMeter:
     def peak_mb(self) -> float:
         return self.peak / 1024 / 1024
 
+
 FILLER = "".join(f"<li class='spec'>Specification line {i}: stainless steel, 1.7 l, 2200 W</li>" for i in range(120))
 
 
@@ -80,8 +81,12 @@ def js_page(i: int) -> str:
 
 
 def static_page(i: int, price: Decimal) -> str:
-    data = {"@context": "https://schema.org", "@type": "Product", "name": f"Kettle {i}",
-            "offers": {"@type": "Offer", "price": str(price), "priceCurrency": "EUR"}}
+    data = {
+        "@context": "https://schema.org",
+        "@type": "Product",
+        "name": f"Kettle {i}",
+        "offers": {"@type": "Offer", "price": str(price), "priceCurrency": "EUR"},
+    }
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Kettle {i}</title>
 <script type="application/ld+json">{json.dumps(data)}</script></head><body>
 <h1>Kettle {i}</h1><ul>{FILLER}</ul></body></html>"""
@@ -164,12 +169,16 @@ currency = "EUR"
     (run / "listings.csv").write_text(
         "sku,competitor,url\n" + "".join(f"S{i},shop,{base}/{kind}/{i}\n" for i in range(pages)), encoding="utf-8"
     )
-    pricemon = [pricemon_executable(), "--config", str(run / "pricemon.toml"), "--database-url",
-                f"sqlite:///{run / 'pricemon.db'}"]
+    pricemon = [
+        pricemon_executable(),
+        "--config",
+        str(run / "pricemon.toml"),
+        "--database-url",
+        f"sqlite:///{run / 'pricemon.db'}",
+    ]
     env = child_env()
     for what in ("products", "listings"):
-        subprocess.run([*pricemon, "import", what, str(run / f"{what}.csv")], env=env, check=True,
-                       capture_output=True)
+        subprocess.run([*pricemon, "import", what, str(run / f"{what}.csv")], env=env, check=True, capture_output=True)
     with PssMeter() as pss:
         measured = run_measured([*pricemon, "scrape", "--json"], env=env, cwd=run, timeout_s=3600)
     if measured.returncode != 0:

@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,8 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.accuracy import Accuracy, compare_to_truth, observations_from_database, observations_from_jsonl
+from bench.cluster import cluster_config, delete_queue, local_workers, tree_cpu_seconds
+from bench.local_ca import LocalCA
+from bench.netns import NetworkSetupError, RealisticNetwork, realistic_network
 from bench.process_meter import MeasuredRun, run_measured
-from bench.static_server import find_nginx, start_static_server
+from bench.static_server import Placement, StaticServer, find_nginx, start_static_server
 from bench.synthetic_web import (
     DEFAULT_CACHE_ROOT,
     DEFAULT_PRODUCTS,
@@ -57,6 +61,8 @@ TARGET_SECOND_SWEEP_SPEEDUP = 2.0
 TARGET_PEAK_RSS_MB = 500.0
 TARGET_SUGGEST_S = 20.0
 TARGET_REPORT_S = 30.0
+#: the issue's target for `--cluster N`: the full sweep through the workers at >= 90% of the in-process pages/s
+TARGET_CLUSTER_SHARE = 0.9
 
 
 @dataclass
@@ -113,6 +119,8 @@ class BenchResult:
     generate_seconds: float
     machine: dict[str, str]
     served_from: str = "disk"
+    #: "local" (plain HTTP on 127.0.0.1) or what `--network realistic` put between pricemon and the shops
+    network: str = "local"
     backends: list[BackendRun] = field(default_factory=list)
     scrapy: Step | None = None
     scrapy_accuracy: Accuracy | None = None
@@ -214,14 +222,14 @@ def _step_from(name: str, measured: MeasuredRun, *, pages: int | None) -> Step:
 
 
 @contextmanager
-def bench_database(backend: str, run_dir: Path, postgres_url: str, keep: bool) -> Iterator[str]:
+def bench_database(backend: str, run_dir: Path, postgres_url: str, keep: bool, suffix: str = "") -> Iterator[str]:
     """A fresh, empty database for one backend; PostgreSQL's is dropped afterwards unless `keep`."""
     if backend == "sqlite":
         yield f"sqlite:///{run_dir / 'pricemon.db'}"
         return
     import psycopg
 
-    name = f"pricemon_bench_{os.getpid()}"
+    name = f"pricemon_bench_{os.getpid()}{suffix}"
     server_url = postgres_url.rstrip("/")
     admin_dsn = server_url.replace("postgresql+psycopg://", "postgresql://", 1) + "/postgres"
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
@@ -267,6 +275,69 @@ def run_backend(backend: str, web: SyntheticWeb, inputs: RunInputs, database_url
         report_path = inputs.config_path.parent / "report.html"
         result.steps.append(run_pricemon_step("report", ["report", "--out", str(report_path)], inputs, database_url))
     return result
+
+
+def cluster_label(workers: int) -> str:
+    return f"postgresql, {workers} workers"
+
+
+def run_cluster_backend(
+    args: argparse.Namespace, web: SyntheticWeb, inputs: RunInputs, database_url: str, run_dir: Path
+) -> BackendRun:
+    """The full and unchanged sweeps through `args.cluster` local workers (bench/cluster.py)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    result = BackendRun(backend=cluster_label(args.cluster))
+    parts = urlsplit(args.amqp_url)
+    password = parts.password or ""
+    broker = urlunsplit(
+        (parts.scheme, f"{parts.username or 'guest'}@{parts.netloc.rpartition('@')[2]}", parts.path, "", "")
+    )
+    queue = f"pricemon.bench.{os.getpid()}"
+    inputs.config_path.write_text(
+        inputs.config_path.read_text(encoding="utf-8") + cluster_config(broker, queue), encoding="utf-8"
+    )
+    result.steps.append(run_pricemon_step("db upgrade", ["db", "upgrade"], inputs, database_url))
+    for kind, path in (("products", inputs.products_csv), ("listings", inputs.listings_csv)):
+        result.steps.append(run_pricemon_step(f"import {kind}", ["import", kind, str(path)], inputs, database_url))
+    command = [pricemon_executable(), "--config", str(inputs.config_path), "--database-url", database_url]
+    try:
+        with local_workers(
+            args.cluster,
+            command,
+            env=child_env(),
+            cwd=run_dir,
+            database_url=database_url,
+            password=password,
+            log_dir=run_dir,
+        ) as workers:
+            for name in ("scrape (full sweep)", "scrape (unchanged)"):
+                before = tree_cpu_seconds(workers)
+                step = run_pricemon_step(name, ["scrape", "--json"], inputs, database_url, pages=web.page_count)
+                step.cpu_seconds += tree_cpu_seconds(workers) - before
+                result.steps.append(step)
+                if name == "scrape (full sweep)" and step.returncode == 0:
+                    result.accuracy = compare_to_truth(observations_from_database(database_url), web.read_truth())
+    except RuntimeError as exc:
+        logger.error("%s", exc)
+        result.skipped = f"workers did not start: {str(exc).splitlines()[0]}"
+    finally:
+        delete_queue(broker, password, queue)
+    return result
+
+
+def judge_cluster(in_process: BackendRun, cluster: BackendRun) -> Target | None:
+    ours, theirs = cluster.step("scrape (full sweep)"), in_process.step("scrape (full sweep)")
+    if not ours or not theirs or ours.returncode or theirs.returncode or not ours.pages_per_s or not theirs.pages_per_s:
+        return None
+    share = ours.pages_per_s / theirs.pages_per_s
+    accurate = cluster.accuracy is not None and cluster.accuracy.ratio == 1.0
+    return Target(
+        f">= {TARGET_CLUSTER_SHARE:.0%} of the in-process full sweep's pages/s on the same cores, 100% accurate",
+        share >= TARGET_CLUSTER_SHARE and accurate,
+        f"{share:.1%} ({ours.pages_per_s:,.0f} vs {theirs.pages_per_s:,.0f} pages/s), accuracy "
+        f"{cluster.accuracy.percent if cluster.accuracy else 'n/a'}",
+    )
 
 
 def run_scrapy(inputs: RunInputs, out_dir: Path, pages: int) -> tuple[Step, Path]:
@@ -384,12 +455,30 @@ def run_bench(args: argparse.Namespace, command_line: str) -> BenchResult:
     web = generate_web(args.shops, args.products, args.seed, cache_root=args.cache_dir)
     generate_seconds = time.perf_counter() - t0
     backends = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    if args.cluster:
+        # The workers share one PostgreSQL; the in-process sweep on it is what they are measured against.
+        backends = ["postgresql", "cluster"]
     work = Path(tempfile.mkdtemp(prefix="pricemon-bench-"))
     with ExitStack() as run_stack:
+        # Removed last: the run directory holds the CA and nginx's prefix until the server is gone.
+        run_stack.callback(_remove_work, work, args.keep)
         shops_dir, served_from = run_stack.enter_context(served_roots(web, args.serve_from))
-        server = start_static_server(
-            {shop.name: shops_dir / shop.name for shop in web.shops}, work / "server", prefer=args.server
-        )
+        roots = {shop.name: shops_dir / shop.name for shop in web.shops}
+        network_text = "local (plain HTTP on 127.0.0.1)"
+        scrape_keys: dict[str, str | list[str]] = {}
+        network: RealisticNetwork | None = None
+        if args.network == "realistic":
+            network = run_stack.enter_context(realistic_network())
+            server, base_urls = serve_realistic(network, roots, work, run_stack)
+            network_text = (
+                f"realistic: HTTPS (nginx, certificates of a CA made for the run, trusted through scrape.ca_bundle)"
+                f" from network namespace {network.namespace} over a veth on {network.subnet}; {network.shaping}"
+            )
+            scrape_keys = {"ca_bundle": str(work / "ca" / "ca.pem"), "allowed_networks": [str(network.subnet)]}
+        else:
+            server = start_static_server(roots, work / "server", prefer=args.server)
+            run_stack.callback(server.stop)
+            base_urls = dict(server.base_urls)
         result = BenchResult(
             command=command_line,
             started_at=started_at,
@@ -401,9 +490,14 @@ def run_bench(args: argparse.Namespace, command_line: str) -> BenchResult:
             generate_seconds=generate_seconds,
             machine=describe_machine(server.kind),
             served_from=served_from,
+            network=network_text,
         )
-        run_stack.callback(_finish, server, work, args.keep)
-        _run_steps(args, web, backends, dict(server.base_urls), work, result)
+        _run_steps(args, web, backends, base_urls, work, result, scrape_keys)
+        if network is not None and (counts := network.packet_counts()):
+            result.network += (
+                f"; the loss rule dropped {counts[0]:,} of the {counts[1]:,} packets the shops sent"
+                f" ({100 * counts[0] / max(counts[1], 1):.3f}%)"
+            )
     if not args.skip_web:
         result.web_connections, result.web_seconds = args.web_connections, args.web_seconds
         result.web = run_web_step(args, backends)
@@ -433,8 +527,37 @@ def run_web_step(args: argparse.Namespace, backends: list[str]) -> list[Any]:
     ]
 
 
-def _finish(server: Any, work: Path, keep: bool) -> None:
-    server.stop()
+#: nginx's ports inside the namespace; the delay relay, when there is one, listens on RELAY_PORT_BASE + i
+NGINX_PORT_BASE = 20000
+RELAY_PORT_BASE = 30000
+
+
+def serve_realistic(
+    network: RealisticNetwork, roots: dict[str, Path], work: Path, stack: ExitStack
+) -> tuple[StaticServer, dict[str, str]]:
+    """nginx over HTTPS inside the namespace (and the delay relay in front when there is no netem)."""
+    ca = LocalCA(work / "ca")
+    served = ca.issue("shops", hosts=[network.shop_address])
+    ports = tuple(NGINX_PORT_BASE + i for i in range(len(roots)))
+    placement = Placement(
+        host=network.shop_address,
+        ports=ports,
+        tls=(served.cert_path, served.key_path),
+        command_prefix=network.command_prefix,
+    )
+    server = start_static_server(roots, work / "server", prefer="nginx", placement=placement)
+    stack.callback(server.stop)
+    base_urls = dict(server.base_urls)
+    if not network.shaping.startswith("tc netem"):
+        pairs = [(RELAY_PORT_BASE + i, port) for i, port in enumerate(ports)]
+        network.start_relay(pairs, work / "delay-relay.log")
+        base_urls = {
+            shop: f"https://{network.shop_address}:{listen}" for shop, (listen, _) in zip(roots, pairs, strict=True)
+        }
+    return server, base_urls
+
+
+def _remove_work(work: Path, keep: bool) -> None:
     if keep:
         logger.info("kept the run directory %s", work)
     else:
@@ -448,28 +571,45 @@ def _run_steps(
     base_urls: dict[str, str],
     work: Path,
     result: BenchResult,
+    scrape_keys: dict[str, str | list[str]] | None = None,
 ) -> None:
     first_inputs: RunInputs | None = None
     for backend in backends:
-        run_dir = work / backend
+        run_dir = work / backend.replace(" ", "-")
         inputs = write_run_inputs(
-            web, base_urls, run_dir, max_concurrency=args.max_concurrency, min_delay=args.min_delay
+            web,
+            base_urls,
+            run_dir,
+            max_concurrency=args.max_concurrency,
+            min_delay=args.min_delay,
+            scrape=scrape_keys,
         )
         first_inputs = first_inputs or inputs
         with ExitStack() as stack:
+            kind, suffix = ("postgresql", "_cluster") if backend == "cluster" else (backend, "")
+            label = cluster_label(args.cluster) if backend == "cluster" else backend
             try:
-                database_url = stack.enter_context(bench_database(backend, run_dir, args.postgres_url, args.keep))
+                database_url = stack.enter_context(
+                    bench_database(kind, run_dir, args.postgres_url, args.keep, suffix=suffix)
+                )
             except Exception as exc:  # an unreachable PostgreSQL skips that backend, not the run
-                logger.error("%s: cannot create the benchmark database: %s", backend, exc)
-                result.backends.append(BackendRun(backend=backend, skipped=f"no database: {exc}"))
+                logger.error("%s: cannot create the benchmark database: %s", label, exc)
+                result.backends.append(BackendRun(backend=label, skipped=f"no database: {exc}"))
                 continue
-            result.backends.append(run_backend(backend, web, inputs, database_url))
+            if backend == "cluster":
+                result.backends.append(run_cluster_backend(args, web, inputs, database_url, run_dir))
+            else:
+                result.backends.append(run_backend(backend, web, inputs, database_url))
     if not args.skip_scrapy and first_inputs is not None:
         result.scrapy, items = run_scrapy(first_inputs, work, web.page_count)
         if result.scrapy.returncode == 0:
             result.scrapy_accuracy = compare_to_truth(observations_from_jsonl(items), web.read_truth())
     for backend_run in result.backends:
         backend_run.targets = judge(backend_run, result.scrapy)
+    if args.cluster and len(result.backends) == 2:
+        target = judge_cluster(*result.backends)
+        if target is not None:
+            result.backends[1].targets.insert(0, target)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -553,6 +693,8 @@ def render_markdown(result: BenchResult) -> str:
         f"served by {result.machine['server']} from {result.served_from}; "
         f"generation/cache lookup {result.generate_seconds:.1f} s.",
         "",
+        f"Network: {result.network}.",
+        "",
         f"Command: `{result.command}`",
         "",
         f"Machine: {result.machine['nproc']} CPUs ({result.machine['cpu']}), {result.machine['ram']} RAM, "
@@ -579,6 +721,7 @@ def render_markdown(result: BenchResult) -> str:
             f"{s.returncode} |"
         )
     lines.append("")
+    lines += _per_page_lines(result)
     for backend in result.backends:
         if backend.accuracy:
             a = backend.accuracy
@@ -609,6 +752,42 @@ def render_markdown(result: BenchResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cpu_ms_per_page(step: Step) -> float | None:
+    """Process CPU time (the step's tree) per page: the figure that says how many cores a load needs."""
+    if step.returncode != 0 or not step.pages:
+        return None
+    return step.cpu_seconds * 1000 / step.pages
+
+
+def _per_page_lines(result: BenchResult) -> list[str]:
+    """Pages/s and CPU ms per page of every sweep and of Scrapy, with pricemon's ratio to Scrapy."""
+    rows = [
+        (f"pricemon {step.name} ({backend.backend})", step)
+        for backend in result.backends
+        for step in backend.steps
+        if step.pages and step.returncode == 0
+    ]
+    if result.scrapy and result.scrapy.returncode == 0:
+        rows.append(("Scrapy baseline", result.scrapy))
+    if not rows:
+        return []
+    lines = [
+        "| sweep | pages/s | CPU ms per page | pages/s vs Scrapy | CPU per page vs Scrapy |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    scrapy = result.scrapy if result.scrapy and result.scrapy.returncode == 0 else None
+    for name, step in rows:
+        speed = cpu = ""
+        if scrapy is not None and step is not scrapy and scrapy.pages_per_s and step.pages_per_s:
+            speed = f"{step.pages_per_s / scrapy.pages_per_s:.2f}x"
+            ours, theirs = cpu_ms_per_page(step), cpu_ms_per_page(scrapy)
+            cpu = f"{ours / theirs:.2f}x" if ours and theirs else ""
+        lines.append(
+            f"| {name} | {_fmt(step.pages_per_s, ',.0f')} | {_fmt(cpu_ms_per_page(step), '.3f')} | {speed} | {cpu} |"
+        )
+    return [*lines, ""]
+
+
 def append_results(path: Path, section: str) -> None:
     if not path.exists():
         path.write_text(
@@ -625,8 +804,10 @@ def result_as_json(result: BenchResult) -> dict[str, Any]:
         raw["accuracy_ratio"] = backend.accuracy.ratio if backend.accuracy else None
         for step, raw_step in zip(backend.steps, raw["steps"], strict=True):
             raw_step["pages_per_s"] = step.pages_per_s
+            raw_step["cpu_ms_per_page"] = cpu_ms_per_page(step)
     if result.scrapy:
         data["scrapy"]["pages_per_s"] = result.scrapy.pages_per_s
+        data["scrapy"]["cpu_ms_per_page"] = cpu_ms_per_page(result.scrapy)
     data["scrapy_accuracy_ratio"] = result.scrapy_accuracy.ratio if result.scrapy_accuracy else None
     return data
 
@@ -658,6 +839,25 @@ def build_parser() -> argparse.ArgumentParser:
         default="memory",
         help="serve a copy of the pages from tmpfs (default, when it has room) or the cache on disk",
     )
+    parser.add_argument(
+        "--network",
+        choices=("local", "realistic"),
+        default="local",
+        help="local: plain HTTP on 127.0.0.1 (default); realistic: HTTPS from another network namespace"
+        " with 40 +- 20 ms delay and 0.1%% loss (root; see bench/README.md)",
+    )
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also sweep through N local `pricemon worker`s (RabbitMQ, PostgreSQL) and compare with in-process",
+    )
+    parser.add_argument(
+        "--amqp-url",
+        default=os.environ.get("PRICEMON_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+        help="RabbitMQ for --cluster (default $PRICEMON_BENCH_AMQP_URL or the machine's guest account)",
+    )
     parser.add_argument("--max-concurrency", type=int, default=8, help="per-competitor max_concurrency")
     parser.add_argument("--min-delay", default="0s", help='per-competitor min_delay, e.g. "0s"')
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_ROOT, help="where generated webs are kept")
@@ -666,12 +866,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command_line = " ".join(["bench/run", *argv])
-    result = run_bench(args, command_line)
+    # SIGTERM (and a closed terminal) unwind like Ctrl-C, so the namespace, nginx and tmpfs copy go too.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    try:
+        result = run_bench(args, command_line)
+    except NetworkSetupError as exc:
+        sys.stderr.write(f"bench: error: {exc}\n")
+        return 2
     section = render_markdown(result)
     sys.stdout.write("\n" + section)
     append_results(args.results, section)

@@ -86,12 +86,35 @@ class StaticServer:
         self.stop()
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where nginx listens and how it is started: an address (with the ports to use, else free ones on
+    127.0.0.1), TLS with a certificate and key, and a command prefix (`ip netns exec NS`)."""
+
+    host: str = "127.0.0.1"
+    ports: tuple[int, ...] = ()
+    tls: tuple[Path, Path] | None = None
+    command_prefix: tuple[str, ...] = ()
+
+
 def start_static_server(
-    shop_roots: Mapping[str, Path], work_dir: Path, *, prefer: str = "nginx", workers: int | None = None
+    shop_roots: Mapping[str, Path],
+    work_dir: Path,
+    *,
+    prefer: str = "nginx",
+    workers: int | None = None,
+    placement: Placement | None = None,
 ) -> StaticServer:
-    """Serve every shop's document root on its own 127.0.0.1 port; nginx unless absent or not preferred."""
+    """Serve every shop's document root on its own 127.0.0.1 port; nginx unless absent or not preferred.
+
+    With a `placement` (the network benchmark: HTTPS inside a network namespace) it must be nginx.
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     nginx = find_nginx() if prefer == "nginx" else None
+    if placement is not None:
+        if nginx is None:
+            raise ServerStartError("nginx is needed to serve HTTPS in a network namespace: apt-get install -y nginx")
+        return _start_nginx(nginx, shop_roots, work_dir, workers, placement)
     if prefer == "nginx" and nginx is None:
         logger.warning(
             "nginx not found (looked in %s and PATH); using the slower Python fallback server. "
@@ -103,15 +126,34 @@ def start_static_server(
     return _start_python(shop_roots, work_dir, workers)
 
 
-def _start_nginx(nginx: str, shop_roots: Mapping[str, Path], work_dir: Path, workers: int | None) -> StaticServer:
-    ports = free_ports(len(shop_roots))
-    base_urls = {shop: f"http://127.0.0.1:{port}" for shop, port in zip(shop_roots, ports, strict=True)}
+def _start_nginx(
+    nginx: str,
+    shop_roots: Mapping[str, Path],
+    work_dir: Path,
+    workers: int | None,
+    placement: Placement | None = None,
+) -> StaticServer:
+    placement = placement or Placement()
+    ports = list(placement.ports) or free_ports(len(shop_roots))
+    host = placement.host
+    scheme = "https" if placement.tls else "http"
+    base_urls = {shop: f"{scheme}://{host}:{port}" for shop, port in zip(shop_roots, ports, strict=True)}
     prefix = work_dir / "nginx"
     for sub in ("logs", "temp/client", "temp/proxy", "temp/fastcgi", "temp/uwsgi", "temp/scgi"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
+    ssl = " ssl" if placement.tls else ""
+    tls_lines = ""
+    if placement.tls:
+        cert, key = placement.tls
+        # One handshake per connection; HTTP/1.1 keep-alive as on plain HTTP, so only TLS is added.
+        tls_lines = f"""    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+"""
     servers = "\n".join(
         f"""    server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen {host}:{port}{ssl} backlog=4096;
         root {root.resolve()};
         location / {{ try_files $uri =404; }}
     }}"""
@@ -151,7 +193,7 @@ http {{
     fastcgi_temp_path {prefix / "temp/fastcgi"};
     uwsgi_temp_path {prefix / "temp/uwsgi"};
     scgi_temp_path {prefix / "temp/scgi"};
-{servers}
+{tls_lines}{servers}
 }}
 """
     conf_path = prefix / "nginx.conf"
@@ -160,13 +202,22 @@ http {{
     with log_path.open("wb") as log:
         # -e keeps nginx from touching /var/log/nginx before it has read our config.
         process = subprocess.Popen(
-            [nginx, "-p", str(prefix), "-c", str(conf_path), "-e", str(prefix / "logs" / "error.log")],
+            [
+                *placement.command_prefix,
+                nginx,
+                "-p",
+                str(prefix),
+                "-c",
+                str(conf_path),
+                "-e",
+                str(prefix / "logs" / "error.log"),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     server = StaticServer(kind="nginx", base_urls=base_urls, processes=[process], work_dir=work_dir)
-    _wait_until_listening(server, ports, lambda: _tail(prefix / "logs" / "error.log") + _tail(log_path))
+    _wait_until_listening(server, ports, lambda: _tail(prefix / "logs" / "error.log") + _tail(log_path), host)
     logger.info("nginx serving %d shops from %s", len(ports), prefix)
     return server
 
@@ -197,7 +248,9 @@ def _start_python(shop_roots: Mapping[str, Path], work_dir: Path, workers: int |
     return server
 
 
-def _wait_until_listening(server: StaticServer, ports: Sequence[int], diagnostics: object) -> None:
+def _wait_until_listening(
+    server: StaticServer, ports: Sequence[int], diagnostics: object, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     pending = list(ports)
     while pending:
@@ -205,14 +258,13 @@ def _wait_until_listening(server: StaticServer, ports: Sequence[int], diagnostic
             server.stop()
             raise ServerStartError(f"{server.kind} exited during start-up: {diagnostics()}")  # type: ignore[operator]
         try:
-            with socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5):
+            with socket.create_connection((host, pending[0]), timeout=0.5):
                 pending.pop(0)
         except OSError:
             if time.monotonic() > deadline:
                 server.stop()
                 raise ServerStartError(
-                    f"{server.kind} not listening on 127.0.0.1:{pending[0]} after {START_TIMEOUT_S:.0f}s: "
-                    f"{diagnostics()}"  # type: ignore[operator]
+                    f"{server.kind} not listening on {host}:{pending[0]} after {START_TIMEOUT_S:.0f}s: {diagnostics()}"  # type: ignore[operator]
                 ) from None
             time.sleep(0.05)
 

@@ -47,8 +47,16 @@ def catalogue(count: int, now: datetime, seed: int = 7) -> list[tuple[int, Produ
         cost = (market * Decimal(rng.uniform(0.5, 0.95))).quantize(Decimal("0.01"))
         product = Product(f"P-{pid:06d}", "Item", ours, "EUR", cost=cost)
         offers = [
-            (name, "", (market * Decimal(rng.uniform(0.9, 1.1))).quantize(Decimal("0.01")), "EUR", True,
-             now - timedelta(hours=1), now, False)
+            (
+                name,
+                "",
+                (market * Decimal(rng.uniform(0.9, 1.1))).quantize(Decimal("0.01")),
+                "EUR",
+                True,
+                now - timedelta(hours=1),
+                now,
+                False,
+            )
             for name in ("acme", "globex", "initech")
         ]
         items.append((pid, product, offers, lambda _since: ()))
@@ -65,15 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     engine = PricingEngine(pricing, StrategyManager(None))
     items = catalogue(args.products, now)
     batch = pricing.batch_size
-    outcomes = [o for start in range(0, len(items), batch) for o in engine.price_many(items[start:start + batch], now)]
+    outcomes = [
+        o for start in range(0, len(items), batch) for o in engine.price_many(items[start : start + batch], now)
+    ]
     suggested = [(o.price, items[o.product_id][1]) for o in outcomes if o.kind == "suggested"]
     asked = {o.product_id: Decimal(o.details["strategy_price"]) for o in outcomes if o.kind == "suggested"}
     pairs = [(price, asked[int(p.sku[2:])], p) for price, p in suggested]
 
     gc.disable()  # as `pricemon suggest` runs
     try:
-        whole = best_of(ROUNDS, lambda: [engine.price_many(items[s:s + batch], now)
-                                         for s in range(0, len(items), batch)])
+        whole = best_of(
+            ROUNDS, lambda: [engine.price_many(items[s : s + batch], now) for s in range(0, len(items), batch)]
+        )
         guard = best_of(ROUNDS, lambda: [apply_guardrails(a, p, assignment) for _, a, p in pairs])
         check = best_of(ROUNDS, lambda: [invariant_breaches(f, a, p, assignment) for f, a, p in pairs])
     finally:

@@ -31,8 +31,9 @@ from monitor.store.models import Listing
 
 def pricemon(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("pricemon")
-    return subprocess.run([str(exe), "--config", str(config), *args], capture_output=True, text=True, check=True,
-                          env=os.environ.copy())
+    return subprocess.run(
+        [str(exe), "--config", str(config), *args], capture_output=True, text=True, check=True, env=os.environ.copy()
+    )
 
 
 def build(work: Path, products: int, competitors: int, seed: int) -> Path:
@@ -42,14 +43,22 @@ def build(work: Path, products: int, competitors: int, seed: int) -> Path:
     if database.exists():
         return config
     names = [f"shop{c:02d}" for c in range(competitors)]
-    config.write_text(f'database_url = "sqlite:///{database}"\n' + "".join(
-        f'[[competitors]]\nname = "{n}"\nbase_url = "http://127.0.0.1:9/{n}/"\n' for n in names), encoding="utf-8")
+    config.write_text(
+        f'database_url = "sqlite:///{database}"\n'
+        + "".join(f'[[competitors]]\nname = "{n}"\nbase_url = "http://127.0.0.1:9/{n}/"\n' for n in names),
+        encoding="utf-8",
+    )
     rng = random.Random(seed)
-    (work / "products.csv").write_text("sku,name,price,currency,cost\n" + "".join(
-        f"P{i:06d},Item {i},{rng.randint(1000, 9000) / 100:.2f},EUR,5.00\n" for i in range(products)),
-        encoding="utf-8")
-    (work / "listings.csv").write_text("sku,competitor,url\n" + "".join(
-        f"P{i:06d},{n},http://127.0.0.1:9/{n}/p/{i}\n" for n in names for i in range(products)), encoding="utf-8")
+    (work / "products.csv").write_text(
+        "sku,name,price,currency,cost\n"
+        + "".join(f"P{i:06d},Item {i},{rng.randint(1000, 9000) / 100:.2f},EUR,5.00\n" for i in range(products)),
+        encoding="utf-8",
+    )
+    (work / "listings.csv").write_text(
+        "sku,competitor,url\n"
+        + "".join(f"P{i:06d},{n},http://127.0.0.1:9/{n}/p/{i}\n" for n in names for i in range(products)),
+        encoding="utf-8",
+    )
     pricemon("import", "products", str(work / "products.csv"), config=config)
     pricemon("import", "listings", str(work / "listings.csv"), config=config)
     store = open_store(f"sqlite:///{database}", migrate=False)
@@ -58,9 +67,15 @@ def build(work: Path, products: int, competitors: int, seed: int) -> Path:
         ids = list(session.scalars(select(Listing.id)))
     for begin in range(0, len(ids), 5000):
         with store.session() as session:
-            record_checks(session, [CheckResult(lid, "observed", now, Decimal(rng.randint(1000, 9000)) / 100, "EUR",
-                                                True) for lid in ids[begin:begin + 5000]],
-                          run_id=None, interval=timedelta(hours=1))
+            record_checks(
+                session,
+                [
+                    CheckResult(lid, "observed", now, Decimal(rng.randint(1000, 9000)) / 100, "EUR", True)
+                    for lid in ids[begin : begin + 5000]
+                ],
+                run_id=None,
+                interval=timedelta(hours=1),
+            )
     store.dispose()
     return config
 
@@ -81,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         summary = json.loads(pricemon("suggest", "--json", config=config).stdout)
         seconds = time.monotonic() - began
-        print(f"round {round_ + 1}: pricemon suggest {seconds:.2f} s wall ({summary['products']} products, "
-              f"{summary['suggested']} suggested, {summary['failed']} failed)", flush=True)
+        print(
+            f"round {round_ + 1}: pricemon suggest {seconds:.2f} s wall ({summary['products']} products, "
+            f"{summary['suggested']} suggested, {summary['failed']} failed)",
+            flush=True,
+        )
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -335,6 +336,29 @@ class ScrapeSettings(Section):
         from monitor.scrape.addresses import parse_networks
 
         return tuple(str(network) for network in parse_networks(value))
+
+    ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of extra certificate authorities trusted for HTTPS, besides the system's and"
+        " certifi's (a shop or proxy behind a private CA).",
+    )
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _readable_ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            # Read now, so that a missing or non-PEM file is a config error, not a sweep of TLS failures.
+            try:
+                ssl.create_default_context().load_verify_locations(cafile=str(value))
+            except FileNotFoundError:
+                raise ValueError(f"{value}: no such file (expected a PEM file of CA certificates)") from None
+            except IsADirectoryError:
+                raise ValueError(f"{value}: is a directory (expected a PEM file of CA certificates)") from None
+            except PermissionError:
+                raise ValueError(f"{value}: cannot be read (permission denied)") from None
+            except (ssl.SSLError, OSError, ValueError):
+                raise ValueError(f"{value}: holds no PEM certificate that can be read") from None
+        return value
 
     browser_pages: int = Field(
         4, ge=1, le=64, description='Pages rendered at once per worker for competitors with render = "browser".'

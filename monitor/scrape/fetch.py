@@ -114,7 +114,10 @@ class Fetcher:
         # Redirects are followed here, hop by hop, and pricemon keeps no cookies: a transport only
         # sends one GET (monitor.scrape.transport says why it is not an httpx client).
         self.addresses = AddressPolicy(str(competitor.base_url), parse_networks(scrape.allowed_networks))
-        self.transport = transport or default_transport(competitor.proxy, scrape.max_connections, self.addresses)
+        ca_bundle = str(scrape.ca_bundle) if scrape.ca_bundle is not None else None
+        self.transport = transport or default_transport(
+            competitor.proxy, scrape.max_connections, self.addresses, ca_bundle=ca_bundle
+        )
         self.slot = Slot(
             competitor.name,
             max_concurrency=competitor.max_concurrency,
@@ -262,7 +265,9 @@ class Fetcher:
                 if failure.kind == "timeout":
                     message = f"no answer within {self.timeout:g}s ({redact_text(str(failure))})"
                     return Page("timeout", url, status, error=message, retryable=True)
-                outcome = {"body": "invalid_content", "blocked": "blocked_address"}.get(failure.kind, "http_error")
+                outcome = {"body": "invalid_content", "blocked": "blocked_address", "tls": "tls_error"}.get(
+                    failure.kind, "http_error"
+                )
                 # stored and shown: a proxy URL in a transport's message must not carry its password
                 error = redact_text(str(failure))
                 return Page(outcome, url, status, error=error, retryable=failure.retryable)

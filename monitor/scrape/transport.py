@@ -36,8 +36,9 @@ from monitor.scrape.addresses import AddressPolicy, BlockedAddressError
 
 class TransportFailure(Exception):
     """A request that got no usable answer. `kind`: "timeout", "connection" (both worth a retry),
-    "request" (a request that cannot succeed as sent), "body" (an undecodable body) or "blocked"
-    (the address policy refused the address; nothing was sent)."""
+    "request" (a request that cannot succeed as sent), "body" (an undecodable body), "blocked"
+    (the address policy refused the address; nothing was sent) or "tls" (the TLS handshake failed,
+    e.g. a certificate no trusted CA signed; not retried, since a retry meets the same certificate)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -74,19 +75,30 @@ def _short(exc: BaseException) -> str:
 
 
 @functools.cache
-def ssl_context() -> ssl.SSLContext:
-    # Building one costs ~50 ms (it loads the CA bundle); a sweep has one transport per competitor.
-    return httpx.create_ssl_context()
+def ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
+    """certifi's CAs (httpx's default), plus those of `ca_bundle` (`scrape.ca_bundle`) when given.
+
+    Building one costs ~50 ms (it loads the CA bundle); a sweep has one transport per competitor,
+    so one is built per bundle and shared.
+    """
+    context = httpx.create_ssl_context()
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
 
 
 def default_transport(
-    proxy: str | None, max_connections: int = 512, policy: AddressPolicy | None = None
+    proxy: str | None,
+    max_connections: int = 512,
+    policy: AddressPolicy | None = None,
+    ca_bundle: str | None = None,
 ) -> PageTransport:
     """aiohttp for direct requests; httpx's own transport for a proxied competitor."""
+    context = ssl_context(ca_bundle)
     if proxy:
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        return HttpxPages(httpx.AsyncHTTPTransport(proxy=proxy, limits=limits, verify=ssl_context()), policy=policy)
-    return AiohttpPages(max_connections=max_connections, policy=policy)
+        return HttpxPages(httpx.AsyncHTTPTransport(proxy=proxy, limits=limits, verify=context), policy=policy)
+    return AiohttpPages(max_connections=max_connections, policy=policy, ssl_context=context)
 
 
 # -- aiohttp -----------------------------------------------------------------------------------------
@@ -129,12 +141,28 @@ class _AiohttpResponse:
         self._response.release()
 
 
+def _tls_failure(host: str | None, port: int | None, exc: BaseException) -> TransportFailure:
+    reason: BaseException = exc
+    while not isinstance(reason, ssl.SSLError) and reason.__cause__ is not None:
+        reason = reason.__cause__
+    if isinstance(exc, aiohttp.ClientSSLError) and isinstance(exc.os_error, ssl.SSLError):
+        reason = exc.os_error
+    detail = getattr(reason, "verify_message", None) or getattr(reason, "reason", None) or _short(reason)
+    where = f" with {host}:{port}" if host else ""
+    hint = ""
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        hint = " (a private CA is trusted through scrape.ca_bundle)"
+    return TransportFailure("tls", f"TLS handshake failed{where}: {detail}{hint}")
+
+
 def _failure(exc: BaseException) -> TransportFailure:
     blocked = getattr(exc, "os_error", None) or exc.__cause__
     if isinstance(blocked, BlockedAddressError):
         return TransportFailure("blocked", str(blocked))
     if isinstance(exc, TimeoutError):  # aiohttp's socket timeouts are TimeoutErrors too
         return TransportFailure("timeout", _short(exc))
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        return _tls_failure(getattr(exc, "host", None), getattr(exc, "port", None), exc)
     if isinstance(exc, (aiohttp.InvalidURL, aiohttp.ClientResponseError)):
         return TransportFailure("request", f"request failed: {_short(exc)}")
     if isinstance(exc, aiohttp.ClientError | OSError):
@@ -177,10 +205,12 @@ class AiohttpPages:
         max_connections: int = 512,
         policy: AddressPolicy | None = None,
         resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.max_connections = max_connections
         self.policy = policy
         self.resolver = resolver
+        self.ssl_context = ssl_context
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
@@ -191,7 +221,7 @@ class AiohttpPages:
                 resolver = CheckedResolver(self.policy, resolver or aiohttp.DefaultResolver())
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections,
-                ssl=ssl_context(),
+                ssl=self.ssl_context or ssl_context(),
                 resolver=resolver,
                 socket_factory=self.policy.check_socket if self.policy is not None else None,
             )
@@ -257,9 +287,15 @@ class _HttpxResponse:
         await self._response.aclose()
 
 
-def _httpx_failure(exc: Exception) -> TransportFailure:
+def _httpx_failure(exc: Exception, url: str = "") -> TransportFailure:
     if isinstance(exc, httpx.TimeoutException):
         return TransportFailure("timeout", _short(exc))
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        parts = urlsplit(url)
+        return _tls_failure(parts.hostname, parts.port or (443 if parts.scheme == "https" else None), cause)
     if isinstance(exc, httpx.TransportError):
         return TransportFailure("connection", f"connection failed: {_short(exc)}")
     return TransportFailure("request", f"request failed: {_short(exc)}")
@@ -286,7 +322,7 @@ class HttpxPages:
             request = httpx.Request("GET", url, headers=dict(headers), extensions={"timeout": timeouts})
             response = await self.transport.handle_async_request(request)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise _httpx_failure(exc) from None
+            raise _httpx_failure(exc, url) from None
         return _HttpxResponse(response)
 
     async def aclose(self) -> None:

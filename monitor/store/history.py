@@ -45,6 +45,7 @@ FAILURE_OUTCOMES = frozenset(
         "timeout",
         "blocked_by_robots",
         "blocked_address",
+        "tls_error",
         "invalid_content",
         "invalid_price",
         "store_error",
