@@ -230,6 +230,16 @@ class Competitor(Section):
     platform: Literal["html", "shopify"] = Field(
         "html", description='"shopify": read each product\'s /products/<handle>.js instead of its HTML page.'
     )
+    discover_every: Duration | None = Field(
+        None,
+        description='The daemon runs `pricemon discover` on this shop this often, e.g. "7d" (default: never).',
+    )
+    sitemaps: tuple[HttpUrl, ...] = Field(
+        (), description="Sitemaps `discover` reads (default: the robots.txt `Sitemap:` lines)."
+    )
+    start_urls: tuple[HttpUrl, ...] = Field(
+        (), description="Category pages `discover` crawls from when the shop has no sitemap (default: base_url)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -669,6 +679,26 @@ class FeedSettings(Section):
         return value
 
 
+class MatchingSettings(Section):
+    auto_accept: float = Field(
+        0.98, ge=0, le=1.01, description="Matches scoring at least this are accepted without review (above 1: never)."
+    )
+    min_score: float = Field(
+        0.6, ge=0, le=1, description="Candidates scoring below this are not proposed; the review threshold."
+    )
+    max_price_ratio: float = Field(
+        2.5,
+        gt=1,
+        description="A page's price more than this many times above or below ours is implausible for the product.",
+    )
+    discover_limit: int = Field(
+        200_000, ge=1, description="Most product pages one discovery records per competitor (--limit overrides)."
+    )
+    crawl_max_pages: int = Field(
+        50_000, ge=1, description="Most pages a crawl from start pages fetches per competitor, products or not."
+    )
+
+
 class Settings(Section):
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
@@ -684,6 +714,9 @@ class Settings(Section):
     feed: FeedSettings = Field(default_factory=FeedSettings, description="The price feed out.")
     alerting: AlertingSettings = Field(default_factory=AlertingSettings, description="Alert channels and delivery.")
     alerts: tuple[AlertRule, ...] = Field((), description="Alert rules, one [[alerts]] each.")
+    matching: MatchingSettings = Field(
+        default_factory=MatchingSettings, description="Matching discovered pages to our products."
+    )
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (not a key).")
 
