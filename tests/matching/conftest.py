@@ -73,7 +73,9 @@ def product_page(item: Item, related: Item | None = None) -> str:
         data["mpn"] = item.mpn
     aside = ""
     if related is not None:  # a "related products" block must not be read as the page's product
-        rel = json.dumps({"@context": "https://schema.org", "@type": "Product", "name": related.name, "gtin13": related.gtin})
+        rel = json.dumps(
+            {"@context": "https://schema.org", "@type": "Product", "name": related.name, "gtin13": related.gtin}
+        )
         aside = f'<aside class="related"><script type="application/ld+json">{rel}</script></aside>'
     return f"""<!doctype html><html><head><title>{html.escape(item.name)}</title>
 <script type="application/ld+json">{json.dumps(data)}</script></head>
@@ -102,7 +104,10 @@ def build_shop(shop: Shop, *, sitemaps: bool = True) -> None:
             ),
             headers={"Content-Type": "application/xml"},
         )
-        first = [shop.url(f"/p/{i.slug}") for i in ITEMS[:3]] + [shop.url("/private/p/secret"), "http://elsewhere.test/p/x"]
+        first = [shop.url(f"/p/{i.slug}") for i in ITEMS[:3]] + [
+            shop.url("/private/p/secret"),
+            "http://elsewhere.test/p/x",
+        ]
         shop.pages["/sitemap-1.xml"] = Reply(body=urlset(first), headers={"Content-Type": "application/xml"})
         second = [shop.url(f"/p/{i.slug}") for i in ITEMS[3:]]
         shop.pages["/sitemap-2.xml.gz"] = Reply(
@@ -136,7 +141,7 @@ def setup(tmp_path: Path, matching_shop: Shop):
     config = tmp_path / "pricemon.toml"
     config.write_text(
         f"""
-database_url = "sqlite:///{tmp_path / 'pricemon.db'}"
+database_url = "sqlite:///{tmp_path / "pricemon.db"}"
 [scrape]
 retries = 0
 [[competitors]]
