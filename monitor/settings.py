@@ -408,9 +408,7 @@ class AlertChannel(Section):
     secret_header: str = Field(
         "X-Pricemon-Secret", description="webhook: header that carries the secret from `secret_env`."
     )
-    secret_env: str | None = Field(
-        None, description="webhook: environment variable holding the secret header's value."
-    )
+    secret_env: str | None = Field(None, description="webhook: environment variable holding the secret header's value.")
     timeout: PositiveDuration = Field(timedelta(seconds=10), description="How long one delivery attempt may take.")
     smtp_host: str | None = Field(None, description="email: SMTP server host name.")
     smtp_port: int = Field(25, ge=1, le=65535, description="email: SMTP server port.")
@@ -628,9 +626,7 @@ class Assignment(Section):
 
 
 class PricingSettings(Section):
-    timeout: PositiveDuration = Field(
-        timedelta(seconds=5), description="Longest a strategy may take for one product."
-    )
+    timeout: PositiveDuration = Field(timedelta(seconds=5), description="Longest a strategy may take for one product.")
     rates: dict[str, float] = Field(
         default_factory=dict,
         description='Currency rates for converting offers, "FROM:TO" = rate, e.g. { "USD:EUR" = 0.92 }.',

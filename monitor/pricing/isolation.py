@@ -231,7 +231,9 @@ class StrategyWorkers:
             out = subprocess.DEVNULL
         process = subprocess.Popen(
             [sys.executable, "-P", "-c", _BOOT, str(child_end.fileno()), str(mark_file.fileno())],
-            stdin=subprocess.DEVNULL, stdout=out, env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            env=env,
             pass_fds=(child_end.fileno(), mark_file.fileno()),
         )
         child_end.close()
@@ -309,8 +311,11 @@ class StrategyWorkers:
         chunk = worker.chunk
         if not worker.ready:
             self._failed_starts += 1
-            how = f"did not start within {max(START_TIMEOUT_S, self.timeout):g}s" if timed_out else \
-                f"failed to start ({_how_it_ended(code)})"
+            how = (
+                f"did not start within {max(START_TIMEOUT_S, self.timeout):g}s"
+                if timed_out
+                else f"failed to start ({_how_it_ended(code)})"
+            )
             logger.error("strategy worker process %s", how)
             if self._failed_starts >= START_ATTEMPTS:
                 self._broken = f"the strategy worker process {how}"
@@ -324,8 +329,16 @@ class StrategyWorkers:
             if chunk.attempts >= 1:
                 for i in chunk.indices:
                     item = run.items[i]
-                    run.settle(i, Outcome(item[1].sku, item[0], "failed", None,
-                                          error=f"the strategy worker process ended ({_how_it_ended(code)})"))
+                    run.settle(
+                        i,
+                        Outcome(
+                            item[1].sku,
+                            item[0],
+                            "failed",
+                            None,
+                            error=f"the strategy worker process ended ({_how_it_ended(code)})",
+                        ),
+                    )
             else:
                 self._queue.appendleft(self._new_chunk(run, chunk.indices, chunk.attempts + 1))
             return
@@ -334,14 +347,22 @@ class StrategyWorkers:
         who = f"strategy {label}" if label else "pricing"
         if timed_out:
             error = f"{who} timed out after {self.timeout:g}s"
-            logger.warning("%s on %s: the worker process was killed; starting a new one", error, product.sku,
-                           extra={"sku": product.sku, "strategy": label or None})
+            logger.warning(
+                "%s on %s: the worker process was killed; starting a new one",
+                error,
+                product.sku,
+                extra={"sku": product.sku, "strategy": label or None},
+            )
         else:
             error = f"{who} crashed its worker process ({_how_it_ended(code)})"
-            logger.warning("%s on %s; starting a new one", error, product.sku,
-                           extra={"sku": product.sku, "strategy": label or None})
+            logger.warning(
+                "%s on %s; starting a new one",
+                error,
+                product.sku,
+                extra={"sku": product.sku, "strategy": label or None},
+            )
         run.settle(culprit, Outcome(product.sku, pid, "failed", label or None, error=error))
-        rest = chunk.indices[:index] + chunk.indices[index + 1:]
+        rest = chunk.indices[:index] + chunk.indices[index + 1 :]
         if rest:
             self._queue.appendleft(self._new_chunk(run, rest))
 
@@ -383,8 +404,14 @@ def _encode(items: Sequence[Item]) -> tuple[bool, list[tuple[Any, ...]]]:
     """
     try:
         return True, [
-            (pid, product, [(c, u, str(p), cur, stock, (o - _EPOCH) // _MICROSECOND, (s - _EPOCH) // _MICROSECOND, sus)
-                            for c, u, p, cur, stock, o, s, sus in raw])
+            (
+                pid,
+                product,
+                [
+                    (c, u, str(p), cur, stock, (o - _EPOCH) // _MICROSECOND, (s - _EPOCH) // _MICROSECOND, sus)
+                    for c, u, p, cur, stock, o, s, sus in raw
+                ],
+            )
             for pid, product, raw, _history in items
         ]
     except (TypeError, ValueError, AttributeError):  # not the store's shape (naive times, floats): send as is
@@ -396,8 +423,23 @@ def _decode(encoded: tuple[bool, list[tuple[Any, ...]]]) -> list[tuple[Any, ...]
     if not compact:
         return items
     return [
-        (pid, product, [(c, u, Decimal(p), cur, stock, _EPOCH + timedelta(microseconds=o),
-                         _EPOCH + timedelta(microseconds=s), sus) for c, u, p, cur, stock, o, s, sus in raw])
+        (
+            pid,
+            product,
+            [
+                (
+                    c,
+                    u,
+                    Decimal(p),
+                    cur,
+                    stock,
+                    _EPOCH + timedelta(microseconds=o),
+                    _EPOCH + timedelta(microseconds=s),
+                    sus,
+                )
+                for c, u, p, cur, stock, o, s, sus in raw
+            ],
+        )
         for pid, product, raw in items
     ]
 
@@ -499,8 +541,9 @@ def _price_one(
         return engine.price(pid, product, raw, now, history, mark)
     except Exception as exc:  # outside the strategy call (which the engine guards): still this product's
         after = f" after strategy {current[0]}" if current[0] else ""
-        return Outcome(product.sku, pid, "failed", current[0],
-                       error=f"pricing failed{after}: {type(exc).__name__}: {exc}")
+        return Outcome(
+            product.sku, pid, "failed", current[0], error=f"pricing failed{after}: {type(exc).__name__}: {exc}"
+        )
     except BaseException as exc:  # SystemExit, KeyboardInterrupt from a plugin: the product fails, not the worker
         who = f"strategy {current[0]}" if current[0] else "pricing"
         return Outcome(product.sku, pid, "failed", current[0], error=f"{who} raised {type(exc).__name__}: {exc}")
@@ -517,7 +560,14 @@ def _send_outcomes(conn: Connection, number: int, outcomes: list[Outcome]) -> No
                 pickle.dumps(outcome)
                 kept.append(outcome)
             except Exception as exc:
-                kept.append(Outcome(outcome.sku, outcome.product_id, "failed", outcome.strategy,
-                                    error=f"strategy {outcome.strategy} returned a result that cannot be passed "
-                                          f"back ({type(exc).__name__})"))
+                kept.append(
+                    Outcome(
+                        outcome.sku,
+                        outcome.product_id,
+                        "failed",
+                        outcome.strategy,
+                        error=f"strategy {outcome.strategy} returned a result that cannot be passed "
+                        f"back ({type(exc).__name__})",
+                    )
+                )
         conn.send(("done", number, kept))

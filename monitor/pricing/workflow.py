@@ -75,8 +75,15 @@ def make_manager(settings: Settings) -> StrategyManager:
 
 def product_view(row: ProductOffers) -> Product:
     return Product(
-        sku=row.sku, name=row.name, price=row.price, currency=row.currency, cost=row.cost,
-        min_price=row.min_price, max_price=row.max_price, map_price=row.map_price, tags=tuple(row.tags or ()),
+        sku=row.sku,
+        name=row.name,
+        price=row.price,
+        currency=row.currency,
+        cost=row.cost,
+        min_price=row.min_price,
+        max_price=row.max_price,
+        map_price=row.map_price,
+        tags=tuple(row.tags or ()),
     )
 
 
@@ -137,8 +144,9 @@ def compute_suggestions(
     now = now or utcnow()
     engine = PricingEngine(settings.pricing, manager or make_manager(settings))
     pricing = settings.pricing
-    if settings.feed.webhook_url and any(a.auto_approve for a in [pricing.default, *pricing.tags.values(),
-                                                                  *pricing.skus.values()]):
+    if settings.feed.webhook_url and any(
+        a.auto_approve for a in [pricing.default, *pricing.tags.values(), *pricing.skus.values()]
+    ):
         webhook_headers(settings.feed)  # a missing secret fails before any price is auto-applied
     summary = SuggestSummary()
     auto_ids: list[int] = []
@@ -162,8 +170,9 @@ def compute_suggestions(
             for outcome in outcomes:
                 setattr(summary, outcome.kind, getattr(summary, outcome.kind) + 1)
                 if outcome.kind == "held" and len(summary.held_reasons) < MAX_ERRORS_SHOWN:
-                    summary.held_reasons.append({"sku": outcome.sku, "strategy": outcome.strategy,
-                                                 "reason": outcome.reason})
+                    summary.held_reasons.append(
+                        {"sku": outcome.sku, "strategy": outcome.strategy, "reason": outcome.reason}
+                    )
                 if outcome.kind in ("failed", "refused"):
                     if len(summary.errors) < MAX_ERRORS_SHOWN:
                         summary.errors.append(
@@ -193,9 +202,18 @@ def compute_suggestions(
     summary.seconds = round(time.monotonic() - started, 3)
     logger.info(
         "suggestions: %d products, %d suggested, %d held by the guardrails, %d refused, %d failed",
-        summary.products, summary.suggested, summary.held, summary.refused, summary.failed,
-        extra={"products": summary.products, "suggested": summary.suggested, "held": summary.held,
-               "refused": summary.refused, "failed": summary.failed},
+        summary.products,
+        summary.suggested,
+        summary.held,
+        summary.refused,
+        summary.failed,
+        extra={
+            "products": summary.products,
+            "suggested": summary.suggested,
+            "held": summary.held,
+            "refused": summary.refused,
+            "failed": summary.failed,
+        },
     )
     return summary
 
@@ -297,29 +315,36 @@ def backtest(
                 raw = [(*h[:6], min(h[6], when), h[7]) for h in state.values()]
                 view = Product(**{**asdict(product), "price": simulated})
                 outcome = engine.price(row.id, view, raw, when, lambda _s: ())
-                offers, _ = filter_offers(raw, view, engine.assignment_for(view.sku, view.tags).assignment,
-                                          pricing.rates, when)
+                offers, _ = filter_offers(
+                    raw, view, engine.assignment_for(view.sku, view.tags).assignment, pricing.rates, when
+                )
                 rank_before = rank_of(simulated, offers)
                 if outcome.kind in ("failed", "refused"):
                     totals["failed"] += 1
                 if outcome.kind == "suggested" and outcome.price is not None:
                     simulated = outcome.price
                     totals["suggestions"] += 1
-                events.append({
-                    "at": when.isoformat(),
-                    "lowest": format_amount(min((o.price for o in offers), default=None)),
-                    "offers": len(offers),
-                    "our_price": format_amount(simulated),
-                    "suggested": format_amount(outcome.price) if outcome.kind == "suggested" else None,
-                    "rank_before": rank_before,
-                    "rank_after": rank_of(simulated, offers),
-                    "reason": outcome.reason or outcome.error,
-                })
+                events.append(
+                    {
+                        "at": when.isoformat(),
+                        "lowest": format_amount(min((o.price for o in offers), default=None)),
+                        "offers": len(offers),
+                        "our_price": format_amount(simulated),
+                        "suggested": format_amount(outcome.price) if outcome.kind == "suggested" else None,
+                        "rank_before": rank_before,
+                        "rank_after": rank_of(simulated, offers),
+                        "reason": outcome.reason or outcome.error,
+                    }
+                )
             totals["events"] += len(events)
-            results.append({
-                "sku": product.sku, "start_price": format_amount(product.price),
-                "end_price": format_amount(simulated), "events": events,
-            })
+            results.append(
+                {
+                    "sku": product.sku,
+                    "start_price": format_amount(product.price),
+                    "end_price": format_amount(simulated),
+                    "events": events,
+                }
+            )
     return {"strategy": strategy, "days": days, "since": since.isoformat(), **totals, "results": results}
 
 

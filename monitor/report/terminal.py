@@ -57,8 +57,19 @@ def print_report(report: Report, console: Console) -> int:
     shown = len(rows)
     if rows:
         title = f"Pending suggestions by impact (top {shown} of {s.pending})"
-        columns = ["SKU", "Product", "Ours", "Suggested", "Change", "Cost", "Margin %", "Min/median/max",
-                   "Index", "Rank", "Strategy"]
+        columns = [
+            "SKU",
+            "Product",
+            "Ours",
+            "Suggested",
+            "Change",
+            "Cost",
+            "Margin %",
+            "Min/median/max",
+            "Index",
+            "Rank",
+            "Strategy",
+        ]
         console.print(_table(title, columns, rows, whole=("SKU", "Suggested", "Change")))
     health = [
         [

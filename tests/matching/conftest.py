@@ -121,7 +121,8 @@ def build_shop(shop: Shop, *, sitemaps: bool = True) -> None:
         nav = f'<a rel="next" href="/c/audio/{number + 1}">next</a>' if number < len(pages) else ""
         body = (
             f"<html><body><h1>Audio, page {number}</h1><ul class='products'>{links}</ul>"
-            f"<a href='/private/p/secret'>secret</a><a href='/cart' rel='nofollow'>cart</a><nav>{nav}</nav></body></html>"
+            f"<a href='/private/p/secret'>secret</a><a href='/cart' rel='nofollow'>cart</a>"
+            f"<nav>{nav}</nav></body></html>"
         )
         shop.pages[f"/c/audio/{number}"] = body
     shop.pages["/"] = "<html><body><a href='/c/audio/1'>Audio</a></body></html>"

@@ -34,7 +34,7 @@ def test_sitemap_index_plain_and_gzip_robots_obeyed(setup) -> None:
 
 
 def test_crawl_follows_category_pagination_within_the_shop(setup) -> None:
-    pricemon, shop, tmp_path = setup
+    pricemon, shop, _tmp_path = setup
     summary = pricemon("discover", "acme", "--start", shop.url("/c/audio/1"), "--json").json()
     assert summary["products"] == len(ITEMS)
     assert shop.hits["/c/audio/3"] == 1  # the third category page, reached by rel=next links
@@ -50,7 +50,7 @@ def test_limit_stops_discovery(setup) -> None:
 
 
 def test_a_gone_page_proposes_its_accepted_match_for_rematching(setup) -> None:
-    pricemon, shop, tmp_path = setup
+    pricemon, shop, _tmp_path = setup
     pricemon("discover", "acme")
     accepted = pricemon("matches", "--status", "accepted", "--json").json()
     xm4 = next(m for m in accepted if m["sku"] == "XM4-B")

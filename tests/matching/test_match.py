@@ -192,7 +192,7 @@ def test_two_pages_with_one_gtin_are_a_conflict_for_review(setup) -> None:
 
 
 def test_auto_accept_above_one_means_review_everything(setup) -> None:
-    pricemon, shop, tmp_path = setup
+    pricemon, _shop, tmp_path = setup
     config = tmp_path / "pricemon.toml"
     config.write_text(config.read_text() + "\n[matching]\nauto_accept = 1.01\n")
     pricemon("discover", "acme")
