@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 from protego import Protego
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.errors import ConfigError
@@ -30,7 +31,7 @@ from monitor.scrape.fetch import PAGE_TYPES, Fetcher, Page, extraction_rules
 from monitor.scrape.transport import PageTransport
 from monitor.settings import Competitor, Settings
 from monitor.store.catalog import sync_competitors
-from monitor.store.database import Store
+from monitor.store.database import Store, begin_write
 from monitor.store.models import DiscoveredPage, utcnow
 
 logger = logging.getLogger(__name__)
@@ -327,6 +328,20 @@ def _store(session: Session, competitor_id: int, results: Sequence[Found], summa
     session.flush()
 
 
+def _competitor_id(store: Store, settings: Settings, name: str) -> int:
+    """The competitor's row, mirrored from the config; two discoveries starting at once on a new
+    database both try to add it, and the one that loses reads the winner's."""
+    for attempt in range(2):
+        try:
+            with store.session() as session:
+                begin_write(session)
+                return sync_competitors(session, settings.competitors)[name]
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
 def discover_competitor(
     store: Store,
     settings: Settings,
@@ -347,9 +362,8 @@ def discover_competitor(
         import time
 
         clock = time.monotonic()
+        competitor_id = _competitor_id(store, settings, name)
         with store.session() as session:
-            ids = sync_competitors(session, settings.competitors)
-            competitor_id = ids[name]
             known_urls: list[str] = []
             if limit is None and not starts and not sitemaps:
                 known_urls = list(

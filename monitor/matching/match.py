@@ -41,6 +41,7 @@ PRICE_PENALTY = 0.7
 PER_PAGE = 3
 CLOSE = 0.05
 BLOCK_CANDIDATES = 40
+UNKNOWN_WORD = 0.5
 
 # Abbreviations shops use in titles, read as the word (compared in lower case).
 _ABBREVIATIONS = {
@@ -150,7 +151,13 @@ class Matcher:
         ranked = sorted(
             (s for s in found.values() if s.score >= self.settings.min_score), key=lambda s: (-s.score, s.product_id)
         )
-        return ranked[:PER_PAGE]
+        if not ranked:
+            return []
+        # Close seconds stay (the page is a conflict for review); clearly weaker ones are noise,
+        # and a page an identifier settles needs no title guesses beside it.
+        best = ranked[0]
+        keep = [s for s in ranked if s.score >= best.score - CLOSE and (best.method == "title" or s.method != "title")]
+        return keep[:PER_PAGE]
 
     def _same_gtin_or_unknown(self, product: ProductRecord, page_gtin: str | None) -> bool:
         return not (product.gtin and page_gtin and product.gtin != page_gtin)
@@ -165,6 +172,16 @@ class Matcher:
         if page_name:
             return f" {ours} " in f" {normalize_brand(page_name)} "
         return None
+
+    def _weighted_dice(self, product_title: str, page_words: set[str]) -> float:
+        """Shared words weighted by how rare they are in our catalogue: a line name or a model
+        code weighs more than "smartphone". Words our catalogue never uses (a shop's marketing,
+        its abbreviations) weigh little, so extra words cost less than missing ones."""
+        ours = set(product_title.split())
+        weight = self.idf.get
+        shared = sum(weight(w, UNKNOWN_WORD) for w in ours & page_words)
+        total = sum(weight(w, UNKNOWN_WORD) for w in ours) + sum(weight(w, UNKNOWN_WORD) for w in page_words)
+        return 2 * shared / total if total else 0.0
 
     def _with_price(self, scored: Scored, product: ProductRecord, page: PageRecord) -> Scored:
         if page.price is None or page.currency not in (None, product.currency) or not product.price:
@@ -185,8 +202,9 @@ class Matcher:
         found: dict[int, Scored],
     ) -> list[Scored]:
         title = normalize_title(f"{page.brand or ''} {page.name or ''}")
+        words = set(title.split())
         weights: dict[int, float] = defaultdict(float)
-        for word in set(title.split()):
+        for word in words:
             idf = self.idf.get(word)
             if idf is None or idf < 0.7:  # a word most products share selects nothing
                 continue
@@ -205,9 +223,8 @@ class Matcher:
             brand = self._brand_agrees(product, page_brand, page.name)
             if brand is False:
                 continue
-            similarity = (
-                fuzz.token_set_ratio(product.title, title) + fuzz.token_sort_ratio(product.title, title)
-            ) / 200
+            fuzzy = (fuzz.token_set_ratio(product.title, title) + fuzz.token_sort_ratio(product.title, title)) / 200
+            similarity = 0.4 * fuzzy + 0.6 * self._weighted_dice(product.title, words)
             score = similarity * TITLE_CAP
             why: dict[str, Any] = {"agreed": ["brand"] if brand else [], "title_score": round(similarity, 3)}
             clash = conflicts(product.attributes, page_attributes)
