@@ -378,9 +378,12 @@ def discover_competitor(
             _run(discoverer, sitemaps, starts, limit or settings.matching.discover_limit, known_urls)
         )
         summary = discoverer.summary
+        # Pages first, in their own transaction (what was found is kept even if matching fails),
+        # then matching, which writes only after it has scored.
         with store.session() as session:
             for start in range(0, len(results), BATCH * 10):
                 _store(session, competitor_id, results[start : start + BATCH * 10], summary)
+        with store.session() as session:
             summary.match = match_competitor(session, name, settings.matching, competitors=settings.competitors)
         summary.seconds = time.monotonic() - clock
         logger.info(

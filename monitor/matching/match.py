@@ -119,16 +119,16 @@ class Matcher:
         """The products `page` may be, best first, each scoring at least `min_score`."""
         found: dict[int, Scored] = {}
         page_gtin = page.gtin
+        page_attributes = title_attributes(page.name or "")
         if page_gtin:
             for product_id in self.by_gtin.get(page_gtin, ()):
                 product = self.products[product_id]
-                clash = conflicts(product.attributes, title_attributes(page.name or ""))
+                clash = conflicts(product.attributes, page_attributes)
                 why: dict[str, Any] = {"agreed": ["gtin"], "gtin": page_gtin}
                 if clash:
                     why["conflicts"] = clash
                 found[product_id] = Scored(product_id, GTIN_SCORE, "gtin", why)
         page_brand = normalize_brand(page.brand)
-        page_attributes = title_attributes(page.name or "")
         if page.mpn:
             for product_id in self.by_mpn.get(page.mpn, ()):
                 if product_id in found:
@@ -145,7 +145,8 @@ class Matcher:
                     why["conflicts"] = clash
                 score = MPN_CONFLICT_SCORE if clash else MPN_SCORE
                 found[product_id] = self._with_price(Scored(product_id, score, "mpn", why), product, page)
-        if page.name:
+        # A page an identifier settles needs no title guesses (they would be dropped below).
+        if page.name and not any(s.score >= self.settings.min_score for s in found.values()):
             for scored in self._by_title(page, page_brand, page_attributes, page_gtin, found):
                 found[scored.product_id] = scored
         ranked = sorted(
@@ -312,6 +313,8 @@ def match_competitor(
     )
     now = utcnow()
     proposed = 0
+    # Scored before anything is written: on SQLite the write lock is held only for the writes.
+    scored_pages = [(page, matcher.score(_page_record(page))) for page in pages]
     page_ids = [p.id for p in pages]
     for start in range(0, len(page_ids), 900):
         session.execute(
@@ -352,8 +355,8 @@ def match_competitor(
         )
         proposed += 1
 
-    for page in pages:
-        for scored in matcher.score(_page_record(page)):
+    for page, scored_list in scored_pages:
+        for scored in scored_list:
             propose(page.id, scored)
         page.needs_matching = False
 

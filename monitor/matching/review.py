@@ -182,40 +182,36 @@ def decide_matches(
 
     wanted: dict[tuple[int, int], int] = {}  # (product, competitor) -> candidate id being accepted
     pages: dict[int, int] = {}
+    taken_products, taken_pages = _accepted_for(session, [found[i][0] for i in found])
     for candidate_id in dict.fromkeys(ids):
         candidate, sku, competitor, page = found[candidate_id]
         if candidate.status == "accepted":
             result.unchanged.append(candidate_id)
             continue
         problem = None
+        key = (candidate.product_id, candidate.competitor_id)
         if page.status == "gone":
             problem = f"its page {page.url} is gone (HTTP {page.http_status})"
         elif competitor not in configured:
             problem = f"competitor {competitor!r} is not in the config"
-        elif (candidate.product_id, candidate.competitor_id) in wanted:
-            other = wanted[(candidate.product_id, candidate.competitor_id)]
-            problem = f"match {other} accepts another page of {competitor} for {sku}"
+        elif key in wanted:
+            problem = f"match {wanted[key]} accepts another page of {competitor} for {sku}"
         elif candidate.page_id in pages:
             problem = f"match {pages[candidate.page_id]} accepts the same page for another product"
-        else:
-            clash = session.execute(
-                select(MatchCandidate.id, MatchCandidate.page_id, MatchCandidate.product_id).where(
-                    MatchCandidate.status == "accepted",
-                    MatchCandidate.id != candidate.id,
-                    (
-                        (MatchCandidate.product_id == candidate.product_id)
-                        & (MatchCandidate.competitor_id == candidate.competitor_id)
-                    )
-                    | (MatchCandidate.page_id == candidate.page_id),
-                )
-            ).first()
-            if clash is not None:
-                what = "the same page" if clash.page_id == candidate.page_id else f"another page for {sku}"
-                problem = f"accepted match {clash.id} already has {what} at {competitor}; reject or re-match it first"
+        elif taken_pages.get(candidate.page_id, candidate.id) != candidate.id:
+            problem = (
+                f"accepted match {taken_pages[candidate.page_id]} already has the same page at {competitor}; "
+                "reject or re-match it first"
+            )
+        elif taken_products.get(key, candidate.id) != candidate.id:
+            problem = (
+                f"accepted match {taken_products[key]} already has another page for {sku} at {competitor}; "
+                "reject or re-match it first"
+            )
         if problem:
             result.skipped[candidate_id] = problem
             continue
-        wanted[(candidate.product_id, candidate.competitor_id)] = candidate_id
+        wanted[key] = candidate_id
         pages[candidate.page_id] = candidate_id
     if strict and result.skipped:
         raise MatchDecisionError("; ".join(f"match {k}: {v}" for k, v in result.skipped.items()))
@@ -233,22 +229,50 @@ def decide_matches(
         candidate.rematch = None
         candidate.why = _with(candidate.why, review=None)
         result.decided.append(candidate.id)
-        # The product's earlier page that went away is superseded by this one.
-        for old in session.scalars(
-            select(MatchCandidate).where(
-                MatchCandidate.product_id == candidate.product_id,
-                MatchCandidate.competitor_id == candidate.competitor_id,
-                MatchCandidate.rematch.is_not(None),
-                MatchCandidate.id != candidate.id,
-            )
-        ):
+    # A product's earlier page that went away is superseded by the one accepted now.
+    for old in _rematch_candidates(session, list(wanted)):
+        new_id = wanted[(old.product_id, old.competitor_id)]
+        if old.id != new_id:
             old.status = "rejected"
             old.decided_at = now
-            old.decided_by = f"superseded by match {candidate.id}"
+            old.decided_by = f"superseded by match {new_id}"
     session.flush()
     for competitor_id in {c.competitor_id for c, *_ in accepting}:
         mark_conflicts(session, competitor_id)
     return result
+
+
+def _accepted_for(
+    session: Session, candidates: Sequence[MatchCandidate]
+) -> tuple[dict[tuple[int, int], int], dict[int, int]]:
+    """Accepted candidates of the competitors involved: by (product, competitor) and by page."""
+    by_product: dict[tuple[int, int], int] = {}
+    by_page: dict[int, int] = {}
+    for competitor_id in {c.competitor_id for c in candidates}:
+        for row in session.execute(
+            select(MatchCandidate.id, MatchCandidate.product_id, MatchCandidate.page_id).where(
+                MatchCandidate.competitor_id == competitor_id, MatchCandidate.status == "accepted"
+            )
+        ):
+            by_product[(row.product_id, competitor_id)] = row.id
+            by_page[row.page_id] = row.id
+    return by_product, by_page
+
+
+def _rematch_candidates(session: Session, keys: Sequence[tuple[int, int]]) -> list[MatchCandidate]:
+    found: list[MatchCandidate] = []
+    wanted = set(keys)
+    for competitor_id in {c for _, c in keys}:
+        found += [
+            c
+            for c in session.scalars(
+                select(MatchCandidate).where(
+                    MatchCandidate.competitor_id == competitor_id, MatchCandidate.rematch.is_not(None)
+                )
+            )
+            if (c.product_id, c.competitor_id) in wanted
+        ]
+    return found
 
 
 def auto_accept(session: Session, competitor_id: int, threshold: float, competitors: Sequence[CompetitorConfig]) -> int:

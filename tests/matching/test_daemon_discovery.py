@@ -16,7 +16,8 @@ def test_daemon_discovers_on_discover_every_and_finds_a_page_that_went_away(setu
         pages = "SELECT count(*) FROM discovered_pages WHERE status = 'product'"
         wait_for(lambda: query(db, pages)[0][0] == len(ITEMS), "the first discovery", daemon=daemon)
         accepted = "SELECT count(*) FROM match_candidates WHERE status = 'accepted'"
-        assert query(db, accepted)[0][0] == 3  # two by GTIN, one by brand + MPN
+        # two by GTIN, one by brand + MPN
+        wait_for(lambda: query(db, accepted)[0][0] == 3, "matching after the discovery", daemon=daemon)
         shop.pages.pop("/p/bosch-drill")
         rematch = "SELECT count(*) FROM match_candidates WHERE rematch = 'page gone (HTTP 404)'"
         wait_for(lambda: query(db, rematch)[0][0] == 1, "the gone page proposed for re-matching", daemon=daemon)
