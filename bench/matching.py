@@ -212,7 +212,8 @@ def judge(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
         )  # fmt: skip
         targets.append(
             ("... in CPU seconds per page", result["cpu_ratio"] <= TARGET_TIME_RATIO,
-             f"{result['cpu_ratio']}x ({result['discover_cpu_seconds']} CPU-s; sweep {result['sweep_cpu_seconds']} CPU-s)")
+             f"{result['cpu_ratio']}x ({result['discover_cpu_seconds']} CPU-s; "
+             f"sweep {result['sweep_cpu_seconds']} CPU-s)")
         )  # fmt: skip
     return targets
 
@@ -229,9 +230,12 @@ def render(result: dict[str, Any], command: str) -> str:
         "| figure | value |",
         "|---|---|",
     ]
-    for key in ("pages", "fetched", "discover_seconds", "discover_cpu_seconds", "discover_peak_rss_mb", "candidates",
-                "auto_accepted", "proposed", "sold", "sweep_seconds", "sweep_cpu_seconds", "swept", "time_ratio", "cpu_ratio",
-                "problems"):  # fmt: skip
+    figures = (
+        "pages", "fetched", "discover_seconds", "discover_cpu_seconds", "discover_peak_rss_mb", "candidates",
+        "auto_accepted", "proposed", "sold", "sweep_seconds", "sweep_cpu_seconds", "swept", "time_ratio", "cpu_ratio",
+        "problems",
+    )  # fmt: skip
+    for key in figures:
         if key in result:
             lines.append(f"| {key} | {result[key]} |")
     lines.append(f"| by method (candidates, right) | {json.dumps(result['by_method'])} |")
