@@ -42,6 +42,8 @@ PER_PAGE = 3
 CLOSE = 0.05
 BLOCK_CANDIDATES = 40
 UNKNOWN_WORD = 0.5
+PRICE_DISTANCE_WEIGHT = 0.25
+PRICE_DISTANCE_CAP = 0.1
 
 # Abbreviations shops use in titles, read as the word (compared in lower case).
 _ABBREVIATIONS = {
@@ -184,6 +186,13 @@ class Matcher:
         total = sum(weight(w, UNKNOWN_WORD) for w in ours) + sum(weight(w, UNKNOWN_WORD) for w in page_words)
         return 2 * shared / total if total else 0.0
 
+    def _price_distance(self, product: ProductRecord, page: PageRecord) -> float:
+        """A little off a title match per step away from our price: of two look-alikes whose
+        titles fit a page equally, the one priced like it is the likelier."""
+        if page.price is None or page.currency not in (None, product.currency) or not product.price or not page.price:
+            return 0.0
+        return min(PRICE_DISTANCE_CAP, PRICE_DISTANCE_WEIGHT * abs(math.log(float(page.price / product.price))))
+
     def _with_price(self, scored: Scored, product: ProductRecord, page: PageRecord) -> Scored:
         if page.price is None or page.currency not in (None, product.currency) or not product.price:
             return scored
@@ -229,6 +238,9 @@ class Matcher:
             score = similarity * TITLE_CAP
             why: dict[str, Any] = {"agreed": ["brand"] if brand else [], "title_score": round(similarity, 3)}
             clash = conflicts(product.attributes, page_attributes)
+            if page.mpn and product.mpn and page.mpn != product.mpn:
+                # another part number of the same maker is another product (a sibling variant)
+                clash.append(f"mpn: {product.mpn} vs {page.mpn}")
             codes = product.attributes.codes & page_attributes.codes
             if codes:
                 why["agreed"].append("model code")
@@ -236,6 +248,7 @@ class Matcher:
             if clash:
                 why["conflicts"] = clash
                 score = min(score, CONFLICT_CAP)
+            score -= self._price_distance(product, page)
             scored = self._with_price(Scored(product_id, round(score, 4), "title", why), product, page)
             if scored.score >= self.settings.min_score:
                 results.append(scored)
