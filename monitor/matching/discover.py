@@ -27,6 +27,7 @@ from monitor.matching.identity import PageIdentity, read_identity
 from monitor.matching.match import MatchSummary, match_competitor
 from monitor.matching.review import flag_rematch
 from monitor.matching.sitemaps import SitemapError, parse_sitemap
+from monitor.redact import redact_text
 from monitor.scrape.fetch import PAGE_TYPES, Fetcher, Page, extraction_rules
 from monitor.scrape.transport import PageTransport
 from monitor.settings import Competitor, Settings
@@ -138,12 +139,12 @@ class Discoverer:
             page = await self.fetcher.get(url)
             self.summary.sitemaps += 1
             if page.outcome != "ok":
-                self.summary.problems.append(f"sitemap {url}: {page.outcome}: {page.error or ''}".strip())
+                self.summary.problems.append(redact_text(f"sitemap {url}: {page.outcome}: {page.error or ''}".strip()))
                 continue
             try:
                 sitemap = parse_sitemap(page.body, self.settings.scrape.max_body_bytes * 10)
             except SitemapError as exc:
-                self.summary.problems.append(f"sitemap {url}: {exc}")
+                self.summary.problems.append(redact_text(f"sitemap {url}: {exc}"))
                 continue
             if sitemap.kind == "sitemapindex":
                 if depth < MAX_INDEX_DEPTH:
