@@ -35,9 +35,7 @@ class ImportDataError(PricemonError):
         self.problems = problems
         shown = "\n  ".join(problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(
-            f"{path}: {len(problems)} bad row(s), nothing imported:\n  {shown}{more}"
-        )
+        super().__init__(f"{path}: {len(problems)} bad row(s), nothing imported:\n  {shown}{more}")
 
 
 class DatabaseError(PricemonError):

@@ -231,6 +231,16 @@ class Competitor(Section):
     platform: Literal["html", "shopify"] = Field(
         "html", description='"shopify": read each product\'s /products/<handle>.js instead of its HTML page.'
     )
+    discover_every: Duration | None = Field(
+        None,
+        description='The daemon runs `pricemon discover` on this shop this often, e.g. "7d" (default: never).',
+    )
+    sitemaps: tuple[HttpUrl, ...] = Field(
+        (), description="Sitemaps `discover` reads (default: the robots.txt `Sitemap:` lines)."
+    )
+    start_urls: tuple[HttpUrl, ...] = Field(
+        (), description="Category pages `discover` crawls from when the shop has no sitemap (default: base_url)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -493,9 +503,7 @@ class AlertChannel(Section):
     secret_header: str = Field(
         "X-Pricemon-Secret", description="webhook: header that carries the secret from `secret_env`."
     )
-    secret_env: str | None = Field(
-        None, description="webhook: environment variable holding the secret header's value."
-    )
+    secret_env: str | None = Field(None, description="webhook: environment variable holding the secret header's value.")
     timeout: PositiveDuration = Field(timedelta(seconds=10), description="How long one delivery attempt may take.")
     smtp_host: str | None = Field(None, description="email: SMTP server host name.")
     smtp_port: int = Field(25, ge=1, le=65535, description="email: SMTP server port.")
@@ -713,9 +721,7 @@ class Assignment(Section):
 
 
 class PricingSettings(Section):
-    timeout: PositiveDuration = Field(
-        timedelta(seconds=5), description="Longest a strategy may take for one product."
-    )
+    timeout: PositiveDuration = Field(timedelta(seconds=5), description="Longest a strategy may take for one product.")
     rates: dict[str, float] = Field(
         default_factory=dict,
         description='Currency rates for converting offers, "FROM:TO" = rate, e.g. { "USD:EUR" = 0.92 }.',
@@ -786,6 +792,26 @@ class DemandSettings(Section):
     )
 
 
+class MatchingSettings(Section):
+    auto_accept: float = Field(
+        0.98, ge=0, le=1.01, description="Matches scoring at least this are accepted without review (above 1: never)."
+    )
+    min_score: float = Field(
+        0.6, ge=0, le=1, description="Candidates scoring below this are not proposed; the review threshold."
+    )
+    max_price_ratio: float = Field(
+        2.5,
+        gt=1,
+        description="A page's price more than this many times above or below ours is implausible for the product.",
+    )
+    discover_limit: int = Field(
+        200_000, ge=1, description="Most product pages one discovery records per competitor (--limit overrides)."
+    )
+    crawl_max_pages: int = Field(
+        50_000, ge=1, description="Most pages a crawl from start pages fetches per competitor, products or not."
+    )
+
+
 class Settings(Section):
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
@@ -805,6 +831,9 @@ class Settings(Section):
     demand: DemandSettings = Field(default_factory=DemandSettings, description="Demand models from our own sales.")
     cluster: ClusterSettings = Field(
         default_factory=lambda: ClusterSettings(), description="Sweeps on `pricemon worker`s (off by default)."
+    )
+    matching: MatchingSettings = Field(
+        default_factory=MatchingSettings, description="Matching discovered pages to our products."
     )
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (not a key).")

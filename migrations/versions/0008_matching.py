@@ -69,14 +69,18 @@ def upgrade() -> None:
         sa.Column("decided_at", monitor.store.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("decided_by", sa.String(length=100), nullable=True),
         sa.ForeignKeyConstraint(
-            ["page_id"], ["discovered_pages.id"], name=op.f("fk_match_candidates_page_id_discovered_pages"),
+            ["page_id"],
+            ["discovered_pages.id"],
+            name=op.f("fk_match_candidates_page_id_discovered_pages"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["product_id"], ["products.id"], name=op.f("fk_match_candidates_product_id_products"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
-            ["competitor_id"], ["competitors.id"], name=op.f("fk_match_candidates_competitor_id_competitors"),
+            ["competitor_id"],
+            ["competitors.id"],
+            name=op.f("fk_match_candidates_competitor_id_competitors"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_match_candidates")),

@@ -90,7 +90,7 @@ def render_page(style: str, item: Item) -> tuple[int, str]:
             data["gtin13"] = item.gtin
         ld = json.dumps(data).replace("<", "\\u003c")
         return 200, (
-            f'<!DOCTYPE html><html><head><title>{name} | JSON Mart</title>'
+            f"<!DOCTYPE html><html><head><title>{name} | JSON Mart</title>"
             f'<script type="application/ld+json">{ld}</script></head>'
             f"<body><h1>{name}</h1><p>Free delivery over 50 EUR. Was 999.00, now even better.</p></body></html>"
         )

@@ -115,8 +115,16 @@ def filter_offers(
                 continue
             converted = (price * Decimal(str(rate))).quantize(CENTS, rounding=ROUND_HALF_UP)
             offer = Offer(
-                competitor, converted, product.currency, in_stock, observed_at, last_seen_at, bool(suspicious),
-                url or "", original_price=price, original_currency=currency,
+                competitor,
+                converted,
+                product.currency,
+                in_stock,
+                observed_at,
+                last_seen_at,
+                bool(suspicious),
+                url or "",
+                original_price=price,
+                original_currency=currency,
             )
         used.append(offer)
     return tuple(used), tuple(everything)
@@ -144,8 +152,11 @@ def market_details(product: Product, offers: Sequence[Offer], all_offers: Sequen
                 "price": format_amount(o.price),
                 "currency": o.currency,
                 "in_stock": o.in_stock,
-                **({"original": f"{format_amount(o.original_price)} {o.original_currency}"}
-                   if o.original_price is not None else {}),
+                **(
+                    {"original": f"{format_amount(o.original_price)} {o.original_currency}"}
+                    if o.original_price is not None
+                    else {}
+                ),
             }
             for o in offers
         ],
@@ -239,8 +250,9 @@ class PricingEngine:
             try:
                 result = strategy.suggest(context, options)
             except Exception as exc:  # a plugin's bug must not stop the run
-                return Outcome(product.sku, product_id, "failed", name, error=f"strategy {name} raised "
-                               f"{type(exc).__name__}: {exc}")
+                return Outcome(
+                    product.sku, product_id, "failed", name, error=f"strategy {name} raised {type(exc).__name__}: {exc}"
+                )
             problem = check_result(result, product)
             if problem is not None:
                 return Outcome(product.sku, product_id, "failed", name, error=f"strategy {name} {problem}")
@@ -250,11 +262,17 @@ class PricingEngine:
             assert isinstance(result, Suggestion)
             guarded = apply_guardrails(result.price, product, assignment)
             reason = "; ".join([result.reason, *guarded.steps])
-            details = {**details, "rank_after": rank_of(guarded.price, offers), "guardrails": list(guarded.checks),
-                       "strategy_price": format_amount(result.price), "assignment": resolved.where}
+            details = {
+                **details,
+                "rank_after": rank_of(guarded.price, offers),
+                "guardrails": list(guarded.checks),
+                "strategy_price": format_amount(result.price),
+                "assignment": resolved.where,
+            }
             if guarded.held is not None:  # no price satisfies every guardrail: ours stays
-                return Outcome(product.sku, product_id, "held", name, reason=f"{reason}; {guarded.held}",
-                               details=details)
+                return Outcome(
+                    product.sku, product_id, "held", name, reason=f"{reason}; {guarded.held}", details=details
+                )
             kind = "unchanged" if guarded.price == product.price else "suggested"
             if kind == "suggested" and demand is not None:
                 # What the move is expected to do to sales and profit, when the model can say.
@@ -267,10 +285,26 @@ class PricingEngine:
             if kind == "suggested":
                 breaches = invariant_breaches(guarded.price, result.price, product, assignment)
             if breaches:
-                return Outcome(product.sku, product_id, "refused", name, guarded.price, reason, details,
-                               error=f"refused {format_amount(guarded.price)} ({reason}): {'; '.join(breaches)}")
-            return Outcome(product.sku, product_id, kind, name, guarded.price, reason, details,
-                           auto_approve=assignment.auto_approve)
+                return Outcome(
+                    product.sku,
+                    product_id,
+                    "refused",
+                    name,
+                    guarded.price,
+                    reason,
+                    details,
+                    error=f"refused {format_amount(guarded.price)} ({reason}): {'; '.join(breaches)}",
+                )
+            return Outcome(
+                product.sku,
+                product_id,
+                kind,
+                name,
+                guarded.price,
+                reason,
+                details,
+                auto_approve=assignment.auto_approve,
+            )
         return Outcome(product.sku, product_id, "no_change", reason="; ".join(declined), details=details)
 
     def price_many(

@@ -196,10 +196,15 @@ def apply_guardrails(price: Decimal, product: Product, assignment: Assignment) -
         checks.append(rounding)
     limits = Limits.of(bounds)
     if limits.low is not None and limits.high is not None and limits.low > limits.high:
-        return Guarded(current, (), tuple(checks), held=(
-            f"no price satisfies every guardrail: {limits.low_label} {format_price(limits.low)} is above "
-            f"{limits.high_label} {format_price(limits.high)}; the price stays {format_price(current)}"
-        ))
+        return Guarded(
+            current,
+            (),
+            tuple(checks),
+            held=(
+                f"no price satisfies every guardrail: {limits.low_label} {format_price(limits.low)} is above "
+                f"{limits.high_label} {format_price(limits.high)}; the price stays {format_price(current)}"
+            ),
+        )
 
     # Clamped one guardrail at a time, each into its own bounds: as all of them overlap, the
     # price ends inside every one whatever the order (a later step never undoes an earlier one),
@@ -218,14 +223,20 @@ def apply_guardrails(price: Decimal, product: Product, assignment: Assignment) -
         moved_by.add(bound.label)
     if rounding and "round" in assignment.guardrails:
         ladder = tuple(Decimal(p) for p in assignment.ladder)
-        rounded, note, by = round_price(price, assignment.rounding, assignment.rounding_direction, ladder,
-                                        limits=limits, current=current)
+        rounded, note, by = round_price(
+            price, assignment.rounding, assignment.rounding_direction, ladder, limits=limits, current=current
+        )
         if rounded is None:
             way = "raise" if price > current else "cut"
-            return Guarded(current, tuple(steps), tuple(checks), held=(
-                f"{rounding}: no price point for this {way} {_allowed(limits, current, way)}"
-                f"; the price stays {format_price(current)}"
-            ))
+            return Guarded(
+                current,
+                tuple(steps),
+                tuple(checks),
+                held=(
+                    f"{rounding}: no price point for this {way} {_allowed(limits, current, way)}"
+                    f"; the price stays {format_price(current)}"
+                ),
+            )
         if rounded != price:
             price = rounded
             # Why it went the other way, unless the step that set the bound already says so.

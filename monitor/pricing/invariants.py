@@ -55,8 +55,10 @@ def invariant_breaches(final: Decimal, asked: Decimal, product: Product, assignm
     target = target if high is None else min(target, high)
     wanted, got = _direction(target, current), _direction(final, current)
     if wanted != got:
-        breaches.append(f"a {got} where the strategy's price within the bounds ({format_price(target)}) "
-                        f"is {'no change' if wanted == 'no change' else 'a ' + wanted}")
+        breaches.append(
+            f"a {got} where the strategy's price within the bounds ({format_price(target)}) "
+            f"is {'no change' if wanted == 'no change' else 'a ' + wanted}"
+        )
     return breaches
 
 

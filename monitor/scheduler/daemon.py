@@ -214,6 +214,7 @@ class Daemon:
         self._schedule_alerts(self.settings)
         self._schedule_demand_fit(self.settings)
         self._start_repricer()
+        self._schedule_discovery(self.settings)
         enabled = [c.name for c in self.settings.competitors if c.enabled]
         logger.info(
             "daemon started: database %s, %d competitor(s) scheduled: %s",
@@ -348,6 +349,7 @@ class Daemon:
         self._schedule_suggestions(new)
         self._schedule_alerts(new)
         self._schedule_demand_fit(new)
+        self._schedule_discovery(new)
         logger.info("config reloaded from %s", new.source)
         return True
 
@@ -459,6 +461,42 @@ class Daemon:
             )
         else:
             self._scheduler.reschedule_job("alerts", trigger=trigger)
+
+    def _schedule_discovery(self, settings: Settings) -> None:
+        """`discover_every` per competitor: find new product pages and pages that went away,
+        then match them (monitor.matching)."""
+        assert self._scheduler is not None
+        wanted = {c.name: c.discover_every for c in settings.competitors if c.enabled and c.discover_every}
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith("discover:") and job.id.split(":", 1)[1] not in wanted:
+                self._scheduler.remove_job(job.id)
+        for name, every in wanted.items():
+            job_id = f"discover:{name}"
+            trigger = IntervalTrigger(seconds=every.total_seconds(), timezone="UTC")
+            if self._scheduler.get_job(job_id) is None:
+                self._scheduler.add_job(
+                    self._discover_job, trigger=trigger, args=[name], id=job_id, name=f"discover {name}"
+                )
+                logger.info("competitor %s: discovery every %s", name, every)
+            else:
+                self._scheduler.reschedule_job(job_id, trigger=trigger)
+        if not wanted:
+            logger.info("discovery: off (no competitor sets discover_every)")
+
+    def _discover_job(self, name: str) -> None:
+        if self.stop_event.is_set() or self._store is None:
+            return
+        from monitor.matching.discover import discover_competitor
+
+        try:
+            summary = discover_competitor(self._store, self.settings, name)
+        except DATABASE_OUTAGES as exc:
+            logger.warning("discovery of %s: database unavailable (%s); trying again next time", name, exc)
+            return
+        except Exception:  # one competitor's failed discovery must not stop the daemon
+            logger.exception("discovery of %s failed", name)
+            return
+        logger.info("discovery of %s: %s", name, summary.as_dict(), extra={"competitor": name})
 
     def _alert_after_sweep(self, summary: SweepSummary) -> None:
         if self.settings.alerts and self._store is not None and summary.run_id is not None:

@@ -110,9 +110,7 @@ class _PageRequests:
         self.touch()
 
     def quiet(self) -> bool:
-        return (
-            self.in_flight == 0 and self.unfinished == 0 and self.loop.time() - self.last_activity >= QUIET_SECONDS
-        )
+        return self.in_flight == 0 and self.unfinished == 0 and self.loop.time() - self.last_activity >= QUIET_SECONDS
 
 
 @dataclass(eq=False)
@@ -268,8 +266,12 @@ class BrowserPool:
             await asyncio.sleep(QUIET_SECONDS / 2)
         html = await tab.page.content()
         if requests.refused:
-            logger.debug("rendering %s refused %d request(s): %s", document.url, len(requests.refused),
-                         "; ".join(requests.refused[:5]))
+            logger.debug(
+                "rendering %s refused %d request(s): %s",
+                document.url,
+                len(requests.refused),
+                "; ".join(requests.refused[:5]),
+            )
         body = html.encode("utf-8", errors="replace")
         if len(body) > cap:
             return Page("invalid_content", document.url, 200, error=f"rendered page exceeds {cap} bytes")

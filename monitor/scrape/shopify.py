@@ -99,8 +99,9 @@ def read_product_json(body: bytes, listing_url: str, currency: str | None) -> Ex
     if wanted is not None:
         chosen = next((v for v in variants if str(v.get("id")) == wanted), None)
         if chosen is None:
-            return _failure("not_found", f"the product has no variant {wanted} (the listing URL's ?variant=)",
-                            candidates=candidates)
+            return _failure(
+                "not_found", f"the product has no variant {wanted} (the listing URL's ?variant=)", candidates=candidates
+            )
         return _read_variant(chosen, currency, candidates, f"variant {wanted} from the listing URL")
     if len(variants) == 1:
         return _read_variant(variants[0], currency, candidates, "the product's only variant")
@@ -120,7 +121,14 @@ def read_product_json(body: bytes, listing_url: str, currency: str | None) -> Ex
     if price == 0 and in_stock is False:
         return _failure("not_found", "price 0 on a sold-out product is not a price", False, candidates)
     return Extraction(
-        "ok", price, currency, in_stock, "shopify", candidates, None, None,
+        "ok",
+        price,
+        currency,
+        in_stock,
+        "shopify",
+        candidates,
+        None,
+        None,
         f"price from all {len(variants)} variants of the Shopify product (they agree)",
     )
 
@@ -137,6 +145,15 @@ def _read_variant(
     if price is None:
         return _failure("not_found", f"{which} has no price", in_stock, candidates)
     if price == 0 and in_stock is False:
-        return Extraction("not_found", None, None, False, None, candidates, gtin, sku,
-                          f"{which}: price 0 on a sold-out variant is not a price")
+        return Extraction(
+            "not_found",
+            None,
+            None,
+            False,
+            None,
+            candidates,
+            gtin,
+            sku,
+            f"{which}: price 0 on a sold-out variant is not a price",
+        )
     return Extraction("ok", price, currency, in_stock, "shopify", candidates, gtin, sku, f"price of {which}")

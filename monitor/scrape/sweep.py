@@ -206,16 +206,16 @@ def _sweep_leased(
         raise DatabaseError(f"cannot take the sweep leases on {redact_url(settings.database_url)}: {exc}") from None
     skipped = {name: lease.describe() for name, lease in others.items()}
     for name, why in skipped.items():
-        logger.warning(
-            "sweep %d: skipping %s: it is being swept by %s", run_id, name, why, extra={"competitor": name}
-        )
+        logger.warning("sweep %d: skipping %s: it is being swept by %s", run_id, name, why, extra={"competitor": name})
     held = [name for name in names if name not in skipped]
     now = due_by or utcnow()
     try:
         with store.session() as session:
-            totals: Counter[str] = Counter(
-                count_sweep_targets(session, competitors=held, skus=list(skus), due_only=due_only, now=now)
-            ) if held else Counter()
+            totals: Counter[str] = (
+                Counter(count_sweep_targets(session, competitors=held, skus=list(skus), due_only=due_only, now=now))
+                if held
+                else Counter()
+            )
     except SQLAlchemyError as exc:
         _close_quietly(store, run_id, "failed", f"database: {exc}", held)
         raise DatabaseError(f"cannot start a sweep on {redact_url(settings.database_url)}: {exc}") from None

@@ -574,9 +574,9 @@ def count_sweep_targets(
     every target row only to count them held that start up (PostgreSQL, 43,200 listings: 0.22 s
     streamed, 0.02 s grouped).
     """
-    query = _sweepable(
-        select(Competitor.name, func.count(Listing.id)), competitors, skus, due_only, now
-    ).group_by(Competitor.name)
+    query = _sweepable(select(Competitor.name, func.count(Listing.id)), competitors, skus, due_only, now).group_by(
+        Competitor.name
+    )
     return {name: int(n) for name, n in session.execute(query)}
 
 

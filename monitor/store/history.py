@@ -255,8 +255,10 @@ def record_checks(
             # Never backwards: a writer that lost a race may carry an older check than the one stored.
             before = last_success[result.listing_id]
             update_row["last_success_at"] = result.checked_at if before is None else max(before, result.checked_at)
-        if result.etag is not None or result.last_modified is not None or (
-            outcome == "changed" and result.outcome == "observed"
+        if (
+            result.etag is not None
+            or result.last_modified is not None
+            or (outcome == "changed" and result.outcome == "observed")
         ):
             # Validators are the server's text: one longer than its column is dropped, not stored.
             update_row["etag"] = result.etag if result.etag is None or len(result.etag) <= ETAG_MAX else None
@@ -379,6 +381,7 @@ def _db_error(exc: Exception) -> str:
     cause = getattr(exc, "orig", None) or exc.__cause__ or exc
     text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
     return f"{type(cause).__name__}: {text[:200]}"
+
 
 def _confirmed(
     listing_id: int, row: Row[int, int, Decimal | None, str | None, bool | None, bool, datetime]

@@ -349,4 +349,3 @@ class LeaseKeeper:
 
     def __exit__(self, *_exc: object) -> None:
         self.release()
-

@@ -402,8 +402,15 @@ def approved_rows(session: Session) -> list[dict[str, Any]]:
     """What `apply` would apply now (for `apply --dry-run`): approved suggestions whose product
     still has the price they were computed from."""
     query = (
-        select(Suggestion.id, Suggestion.current_price, Suggestion.suggested_price, Suggestion.strategy,
-               Product.sku, Product.currency, Product.price)
+        select(
+            Suggestion.id,
+            Suggestion.current_price,
+            Suggestion.suggested_price,
+            Suggestion.strategy,
+            Product.sku,
+            Product.currency,
+            Product.price,
+        )
         .join(Product, Product.id == Suggestion.product_id)
         .where(Suggestion.status == "approved")
         .order_by(Suggestion.id)
