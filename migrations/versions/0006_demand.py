@@ -4,7 +4,7 @@
 updates in place; `demand_estimates` holds each product's latest fit.
 
 Revision ID: 0006_demand
-Revises: 0004_lease
+Revises: 0005_tokens
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 import monitor.store.models
 
 revision = "0006_demand"
-down_revision = "0004_lease"
+down_revision = "0005_tokens"
 branch_labels = None
 depends_on = None
 

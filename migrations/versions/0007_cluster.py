@@ -2,7 +2,7 @@
 listing's latest run (so a chunk run again after its worker died skips what it stored).
 
 Revision ID: 0007_cluster
-Revises: 0004_lease
+Revises: 0006_demand
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import monitor.store.models
 
 revision = "0007_cluster"
-down_revision = "0004_lease"
+down_revision = "0006_demand"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Matching: discovered competitor pages, match candidates, and our products' MPN and brand.
 
 Revision ID: 0008_matching
-Revises: 0005_tokens
+Revises: 0007_cluster
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import monitor.store.models
 
 revision = "0008_matching"
-down_revision = "0005_tokens"
+down_revision = "0007_cluster"
 branch_labels = None
 depends_on = None
 

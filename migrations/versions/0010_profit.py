@@ -4,7 +4,7 @@ product's demand model, where one was usable (the rest of the expectation lives 
 A column of its own, so reports can order suggestions by it and add it up in SQL.
 
 Revision ID: 0010_profit
-Revises: 0006_demand
+Revises: 0009_review_idx
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 import monitor.store.models
 
 revision = "0010_profit"
-down_revision = "0006_demand"  # 0004_lease in the brief; chained after demandfit's 0006_demand once merged
+down_revision = "0009_review_idx"
 branch_labels = None
 depends_on = None
 
