@@ -154,6 +154,8 @@ def _cells(session: Session, products: Sequence[Any]) -> dict[int, dict[str, Cel
         )
         for product_id, competitor, price, currency, in_stock, suspicious in session.execute(query):
             product = by_id[product_id]
+            if price is None:  # filtered out above; for the type checker
+                continue
             same = currency in (None, product.currency) and price > 0
             index = (product.price / price).quantize(Decimal("0.001")) if same else None
             band = band_of(product.price, price, product.map_price) if same else None
@@ -204,7 +206,8 @@ def matrix_csv_rows(session: Session, filters: MatrixFilters | None = None) -> I
     while True:
         page = matrix_page(session, filters, after=after, limit=500)
         for row in page.rows:
-            line: list[Any] = [row.sku, row.name, format_amount(row.price), row.currency, format_amount(row.map_price) or ""]
+            line: list[Any] = [row.sku, row.name, format_amount(row.price), row.currency]
+            line.append(format_amount(row.map_price) or "")
             for name in competitors:
                 cell = row.cells.get(name)
                 line += [format_amount(cell.price), cell.index or "", cell.band or ""] if cell else ["", "", ""]

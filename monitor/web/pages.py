@@ -153,7 +153,7 @@ async def decide_suggestions(request: Request, principal: Principal = require("a
             if form.get("scope") == "filtered":
                 ids = review_ids(session, _filters(values))
             else:
-                ids = [int(v) for v in form.getlist("ids") if str(v).isdigit()]
+                ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()]
             if not ids:
                 raise ReviewQueryError("nothing selected: tick some rows, or choose the whole filtered set")
             decided = decide(session, status, ids=ids, by=principal.name)
