@@ -679,6 +679,17 @@ class FeedSettings(Section):
         return value
 
 
+class DemandSettings(Section):
+    fit_every: PositiveDuration = Field(
+        timedelta(days=1), description="How often `pricemon run` refits the demand models from our sales."
+    )
+    min_observations: int = Field(
+        30,
+        ge=3,
+        description="Days with sales a product needs for its own elasticity; fewer is thin_data (pooled).",
+    )
+
+
 class Settings(Section):
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
@@ -694,6 +705,7 @@ class Settings(Section):
     feed: FeedSettings = Field(default_factory=FeedSettings, description="The price feed out.")
     alerting: AlertingSettings = Field(default_factory=AlertingSettings, description="Alert channels and delivery.")
     alerts: tuple[AlertRule, ...] = Field((), description="Alert rules, one [[alerts]] each.")
+    demand: DemandSettings = Field(default_factory=DemandSettings, description="Demand models from our own sales.")
 
     source: str | None = Field(None, exclude=True, description="File the settings were read from (not a key).")
 

@@ -4,7 +4,7 @@
 registers their commands on it.
 """
 
-from monitor.cli import catalog, daemon, pricing, report, scraping  # noqa: F401  (registers the commands)
+from monitor.cli import catalog, daemon, demand, pricing, report, scraping  # noqa: F401  (registers the commands)
 from monitor.cli.base import App, cli, main
 
 __all__ = ["App", "cli", "main"]

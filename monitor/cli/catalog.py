@@ -112,7 +112,7 @@ def config_check(app: App, as_json: bool) -> None:
 
 @cli.group("import")
 def import_group() -> None:
-    """Import products or listings from CSV (idempotent upserts, all-or-nothing)."""
+    """Import products, listings, sales or traffic from CSV (idempotent upserts, all-or-nothing)."""
 
 
 @import_group.command("products")
@@ -151,6 +151,48 @@ def import_listings_command(app: App, file: Path, as_json: bool) -> None:
     with app.store().session() as session:
         summary = import_listings(session, file, app.settings.competitors)
     _print_import(file, "listings", summary, as_json)
+
+
+@import_group.command("sales")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@pass_app
+def import_sales_command(app: App, file: Path, as_json: bool) -> None:
+    """Upsert our daily sales from FILE (columns sku,date,units,revenue; optional price), one row
+    per product and day (date as YYYY-MM-DD). A row without a price gets the price pricemon had
+    applied at the end of that day."""
+    from monitor.demand.imports import import_sales
+
+    with app.store().session() as session:
+        summary = import_sales(session, file)
+    _print_daily_import(file, "sales", summary, as_json)
+
+
+@import_group.command("traffic")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@pass_app
+def import_traffic_command(app: App, file: Path, as_json: bool) -> None:
+    """Upsert our daily traffic from FILE (columns sku,date,sessions; optional clicks), one row
+    per product and day (e.g. product page views and add-to-cart clicks)."""
+    from monitor.demand.imports import import_traffic
+
+    with app.store().session() as session:
+        summary = import_traffic(session, file)
+    _print_daily_import(file, "traffic", summary, as_json)
+
+
+def _print_daily_import(file: Path, what: str, summary: Any, as_json: bool) -> None:
+    data = {"file": str(file), "inserted": summary.inserted, "updated": summary.updated}
+    if what == "sales":
+        data["prices_from_history"] = summary.prices_from_history
+    if as_json:
+        print_json(data)
+        return
+    line = f"{file}: {summary.total} {what} row(s): {summary.inserted} new, {summary.updated} already there (rewritten)"
+    if what == "sales" and summary.prices_from_history:
+        line += f"; {summary.prices_from_history} price(s) taken from pricemon's applied prices"
+    click.echo(line)
 
 
 def _print_import(file: Path, what: str, summary: Any, as_json: bool) -> None:

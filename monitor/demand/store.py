@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from monitor.demand.estimate import DemandEstimate
 from monitor.store.database import Store
-from monitor.store.models import DemandEstimateRow, Product
+from monitor.store.models import DemandEstimateRow, Product, SalesDay
 
 CHUNK = 900  # below SQLite's bound-parameter limit in IN (...) lists
 WRITE_CHUNK = 2000  # rows per INSERT .. ON CONFLICT (16 columns: 32,000 parameters, under both limits)
@@ -116,3 +117,37 @@ def save_estimates(store: Store | Session, estimates: Sequence[DemandEstimate]) 
             )
             session.connection().execute(statement, rows[start : start + WRITE_CHUNK])
     return len(rows)
+
+
+def estimate_rows(session: Session, *, skus: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The stored estimates as plain rows for `pricemon demand show` (all products, or `skus`), by SKU."""
+    estimates = load_estimates(session, list(skus) if skus else None)
+    return [
+        {
+            "sku": e.sku,
+            "elasticity": e.elasticity,
+            "ci_low": e.ci_low,
+            "ci_high": e.ci_high,
+            "cross_elasticity": e.cross_elasticity,
+            "conversion_rate": e.conversion_rate,
+            "conversion_elasticity": e.conversion_elasticity,
+            "observations": e.observations,
+            "status": e.status,
+            "method": e.method,
+            "base_units": e.base_units,
+            "ref_price": None if e.ref_price is None else str(e.ref_price),
+            "fitted_at": None if e.fitted_at is None else e.fitted_at.isoformat(),
+        }
+        for _sku, e in sorted(estimates.items())
+    ]
+
+
+def last_fitted_at(store: Store | Session) -> datetime | None:
+    """When the newest stored estimate was fitted (None: never)."""
+    with _session(store) as session:
+        return session.scalar(select(func.max(DemandEstimateRow.fitted_at)))
+
+
+def has_sales(store: Store | Session) -> bool:
+    with _session(store) as session:
+        return session.scalar(select(SalesDay.id).limit(1)) is not None

@@ -212,6 +212,7 @@ class Daemon:
         self._apply_schedules(self.settings)
         self._schedule_suggestions(self.settings)
         self._schedule_alerts(self.settings)
+        self._schedule_demand_fit(self.settings)
         self._start_repricer()
         enabled = [c.name for c in self.settings.competitors if c.enabled]
         logger.info(
@@ -346,6 +347,7 @@ class Daemon:
         self._apply_schedules(new)
         self._schedule_suggestions(new)
         self._schedule_alerts(new)
+        self._schedule_demand_fit(new)
         logger.info("config reloaded from %s", new.source)
         return True
 
@@ -392,6 +394,51 @@ class Daemon:
             logger.info("suggestions: recomputed every %gs", every)
         else:
             self._scheduler.reschedule_job("suggest", trigger=trigger)
+
+    def _schedule_demand_fit(self, settings: Settings) -> None:
+        """Refit the demand models every `demand.fit_every`; the first fit is due one interval after
+        the last stored one, so restarting the daemon does not refit each time."""
+        assert self._scheduler is not None and self._store is not None
+        every = settings.demand.fit_every
+        trigger = IntervalTrigger(seconds=every.total_seconds(), timezone="UTC")
+        job = self._scheduler.get_job("demand_fit")
+        if job is not None:
+            if job.trigger.interval != every:  # a reload that keeps the interval keeps the next run time
+                self._scheduler.reschedule_job("demand_fit", trigger=trigger)
+            return
+        from monitor.demand.store import last_fitted_at
+
+        try:
+            last = last_fitted_at(self._store)
+        except DATABASE_OUTAGES:
+            last = None
+        first = utcnow() if last is None else max(utcnow(), last + every)
+        self._scheduler.add_job(
+            self._demand_fit_job, trigger=trigger, id="demand_fit", name="demand fit", next_run_time=first
+        )
+        logger.info("demand models: refitted every %s, next at %s", every, first.isoformat(timespec="seconds"))
+
+    def _demand_fit_job(self) -> None:
+        if self.stop_event.is_set() or self._store is None:
+            return
+        from monitor.demand.fit import FitStopped, fit_store
+        from monitor.demand.store import has_sales
+
+        try:
+            if not has_sales(self._store):
+                logger.info("demand models: no sales imported yet (`pricemon import sales`); nothing to fit")
+                return
+            fit_store(
+                self._store,
+                min_observations=self.settings.demand.min_observations,
+                should_stop=self.stop_event.is_set,
+            )
+        except FitStopped:
+            logger.info("demand models: fit abandoned, the daemon is stopping")
+        except DATABASE_OUTAGES as exc:
+            logger.warning("demand models: database unavailable (%s); next try on schedule", _one_line(exc))
+        except Exception:
+            logger.exception("demand models: fitting failed")
 
     def _schedule_alerts(self, settings: Settings) -> None:
         """Alerts are raised after each sweep; a separate job re-sends what a channel refused, so
