@@ -144,3 +144,30 @@ def test_stored_demand_models_reach_suggest_and_backtest_through_the_cli(shop: M
     shown = shop.pricemon("backtest", "--strategy", "maximize_profit", "--days", "7").stdout
     assert "1 product(s) with a demand model" in shown
     assert "maximize_profit vs the prices charged: expected profit +" in shown
+
+
+def test_from_imported_sales_through_the_fit_to_a_profit_seeking_price(shop: Market, tmp_path) -> None:
+    """The whole path with the real fit: sales at known elasticity -2.5 -> `pricemon import sales` ->
+    `pricemon demand fit` -> `pricemon suggest` with maximize_profit at the fitted model's optimum."""
+    import numpy as np
+
+    rng = np.random.default_rng(18)
+    days = [datetime(2026, 1, 1, tzinfo=UTC).date() + timedelta(days=i) for i in range(150)]
+    prices = np.round(rng.uniform(24, 36, len(days)), 2)
+    units = rng.poisson(40 * (prices / 30) ** -2.5)
+    sales = tmp_path / "sales.csv"
+    sales.write_text("sku,date,units,revenue,price\n" + "".join(
+        f"A-1,{d.isoformat()},{u},{u * p:.2f},{p:.2f}\n" for d, p, u in zip(days, prices, units, strict=True)))
+    shop.pricemon("import", "sales", str(sales))
+    shop.pricemon("demand", "fit")
+    [fitted] = shop.pricemon("demand", "show", "--sku", "A-1", "--json").json()
+    assert fitted["status"] == "ok" and abs(fitted["elasticity"] - -2.5) <= 0.3, fitted
+    total = fitted["elasticity"] + (fitted["cross_elasticity"] or 0)
+
+    shop.reconfigure('[pricing.default]\nstrategies = ["maximize_profit"]\nrounding = "none"\n')
+    shop.observe({("A-1", "acme"): "31.00", ("B-2", "acme"): "45.00"})
+    shop.pricemon("suggest")
+    [a1] = shop.pricemon("suggestions", "--sku", "A-1", "--json").json()
+    optimum = 20 * total / (1 + total)
+    assert abs(float(a1["suggested_price"]) - optimum) / optimum <= 0.02, (a1, optimum)
+    assert f"elasticity {fitted['elasticity']:.2f}" in a1["reason"] and a1["expected_profit_change"] is not None
