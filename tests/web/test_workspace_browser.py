@@ -266,6 +266,8 @@ def _tab(browser: Any, workspace: Workspace, who: str, *, accept_confirm: bool =
     page.on("request", lambda r: tab.outside.append(r.url) if not r.url.startswith(workspace.url) else None)
     page.goto(f"{workspace.url}/")
     assert page.url.startswith(f"{workspace.url}/login"), "an anonymous visit must end at the login page"
+    if who == "alice":  # the first login of the module
+        tab.shot("login")
     page.fill("#token", workspace.tokens[who])
     page.click("form[action='/login'] button[type=submit]")
     page.wait_for_url(f"{workspace.url}/")
