@@ -217,7 +217,9 @@ def align_chart(chart: ProductChart) -> Chart:
                 current = by_time[x]
             # float only for drawing; every price shown as text stays a Decimal string
             values.append(None if current is None or last_x is None or x > last_x else float(current))
-        aligned.append({"label": series.label, "kind": series.kind, "values": values})
+        aligned.append(
+            {"label": series.label, "kind": series.kind, "competitor": series.competitor, "values": values}
+        )
     return Chart(chart.sku, chart.name, chart.currency, xs, aligned)
 
 

@@ -20,6 +20,8 @@ from markupsafe import Markup
 
 from monitor.money import format_amount
 from monitor.report.build import Report, SuggestionRow
+from monitor.report.charts import chart_payload as chart_payload_of
+from monitor.report.charts import chart_script
 from monitor.safecsv import SafeDictWriter
 
 CSV_COLUMNS = [
@@ -251,13 +253,14 @@ def write_html(report: Report, out: IO[str]) -> int:
     """The report as one HTML file with uPlot and the data inlined; returns suggestion rows written."""
     template = _environment().get_template("report.html.j2")
     rows = _Counted(report.suggestions)
-    chart_payload = [{"sku": c.sku, "currency": c.currency, "x": c.x, "series": c.series} for c in report.charts]
+    chart_payload = [chart_payload_of(c) for c in report.charts]
     for chunk in template.generate(
         report=report,
         rows=rows,
         charts=report.charts,
         chart_json=script_json(chart_payload),
         uplot_js=_asset("uPlot.iife.min.js"),
+        chart_js=Markup(chart_script()),  # our own file, not data
         uplot_css=_asset("uPlot.min.css"),
         now=report.generated_at,
     ):

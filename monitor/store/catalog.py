@@ -23,10 +23,10 @@ from monitor.money import format_amount, parse_amount
 from monitor.settings import Competitor as CompetitorConfig
 from monitor.settings import check_http_url
 from monitor.store.history import seen_until
-from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, utcnow
+from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, Suggestion, utcnow
 
 PRODUCT_REQUIRED = ("sku", "name", "price", "currency")
-PRODUCT_OPTIONAL = ("cost", "min_price", "max_price", "map_price", "gtin", "tags")
+PRODUCT_OPTIONAL = ("cost", "min_price", "max_price", "map_price", "gtin", "mpn", "brand", "tags")
 LISTING_REQUIRED = ("sku", "competitor", "url")
 CHUNK = 900  # stay below SQLite's bound-parameter limit in IN (...) lists
 
@@ -165,11 +165,19 @@ def import_products(session: Session, path: Path, *, overwrite_prices: bool = Fa
         gtin = raw.get("gtin", "") or None
         if gtin is not None and not re.fullmatch(r"\d{8}|\d{12,14}", gtin):
             problems.append(f"{where}: gtin: expected 8, 12, 13 or 14 digits, got {gtin!r}")
+        mpn = raw.get("mpn", "") or None
+        if mpn is not None and len(mpn) > 100:
+            problems.append(f"{where}: mpn: longer than 100 characters")
+        brand = raw.get("brand", "") or None
+        if brand is not None and len(brand) > 200:
+            problems.append(f"{where}: brand: longer than 200 characters")
         rows[sku] = {
             "sku": sku,
             "name": name[:500],
             "currency": currency,
             "gtin": gtin,
+            "mpn": mpn,
+            "brand": brand,
             "tags": _tags(raw.get("tags", "")),
             **values,
         }
@@ -274,6 +282,35 @@ def import_listings(session: Session, path: Path, competitors: Sequence[Competit
         if not bad:
             parsed[key] = (line, url)
 
+    return write_listings(
+        session,
+        {key: url for key, (_line, url) in parsed.items()},
+        competitors,
+        lines={key: line for key, (line, _url) in parsed.items()},
+        where=str(path),
+        problems=problems,
+    )
+
+
+def write_listings(
+    session: Session,
+    wanted: dict[tuple[str, str], str],
+    competitors: Sequence[CompetitorConfig],
+    *,
+    lines: dict[tuple[str, str], int] | None = None,
+    where: str = "listings",
+    problems: list[str] | None = None,
+) -> ImportSummary:
+    """Upsert listings {(sku, competitor): url}: what `import listings` writes for a clean file,
+    and what an accepted match writes (monitor.matching), so the two are the same listing.
+
+    A new URL for a (sku, competitor) is a new page: what was known about the old one is forgotten
+    and it is checked soon. Unknown SKUs are refused, all or nothing.
+    """
+    problems = list(problems or [])
+    lines = lines or {}
+    parsed = {key: (lines.get(key, 0), url) for key, url in wanted.items()}
+    path = where
     skus = sorted({sku for sku, _ in parsed})
     product_ids: dict[str, int] = {}
     for chunk in _chunks(skus):
@@ -286,6 +323,10 @@ def import_listings(session: Session, path: Path, competitors: Sequence[Competit
     if problems:
         problems.sort(key=lambda p: int(p.split(":")[1]) if p.split(":")[1].isdigit() else 0)
         raise ImportDataError(str(path), problems)
+    configured = {c.name for c in competitors}
+    unknown = sorted({c for _, c in parsed if c not in configured})
+    if unknown:
+        raise ImportDataError(str(path), [f"{path}: competitor: unknown competitor {c!r}" for c in unknown])
 
     competitor_ids = sync_competitors(session, competitors)
     existing: dict[tuple[int, int], tuple[int, str, bool]] = {}
@@ -362,6 +403,8 @@ def product_rows(session: Session, *, skus: Sequence[str] = ()) -> list[dict[str
             "max_price": format_amount(p.max_price),
             "map_price": format_amount(p.map_price),
             "gtin": p.gtin,
+            "mpn": p.mpn,
+            "brand": p.brand,
             "tags": list(p.tags),
             "active": p.active,
         }
@@ -520,3 +563,42 @@ def count_sweep_targets(
         select(Competitor.name, func.count(Listing.id)), competitors, skus, due_only, now
     ).group_by(Competitor.name)
     return {name: int(n) for name, n in session.execute(query)}
+
+
+def set_listing_active(session: Session, listing_id: int, active: bool) -> tuple[str, str] | None:
+    """Enable or disable one listing (a disabled one is not swept and offers nothing); returns its
+    (sku, competitor), or None when there is no such listing."""
+    found = session.execute(
+        select(Product.sku, Competitor.name)
+        .join(Listing, Listing.product_id == Product.id)
+        .join(Competitor, Competitor.id == Listing.competitor_id)
+        .where(Listing.id == listing_id)
+    ).first()
+    if found is None:
+        return None
+    values: dict[str, Any] = {"active": active}
+    if active:
+        values["next_check_at"] = None  # back in the sweep at once
+    session.execute(update(Listing).where(Listing.id == listing_id).values(**values))
+    return found[0], found[1]
+
+
+def set_product_active(session: Session, sku: str, active: bool, *, by: str = "pricemon") -> bool:
+    """(De)activate a product: an inactive one gets no suggestions and its listings are not swept.
+
+    Deactivating also supersedes its pending and approved suggestions (decided by `by`): `suggest`
+    no longer computes the product, so nothing else would ever take them out of the review queue,
+    and an apply must not move the price of a product taken out of the range.
+    """
+    now = utcnow()
+    result = session.execute(update(Product).where(Product.sku == sku).values(active=active, updated_at=now))
+    found = bool(result.rowcount)  # type: ignore[attr-defined]
+    if found and not active:
+        product_id = select(Product.id).where(Product.sku == sku).scalar_subquery()
+        session.execute(
+            update(Suggestion)
+            .where(Suggestion.product_id == product_id, Suggestion.status.in_(("pending", "approved")))
+            .values(status="superseded", decided_at=now, decided_by=by)
+            .execution_options(synchronize_session=False)
+        )
+    return found

@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -128,6 +129,9 @@ class Product(Base):
     max_price: Mapped[Decimal | None]
     map_price: Mapped[Decimal | None]
     gtin: Mapped[str | None] = mapped_column(String(14))
+    # Identity for matching competitors' pages (monitor.matching): manufacturer part number, brand.
+    mpn: Mapped[str | None] = mapped_column(String(100))
+    brand: Mapped[str | None] = mapped_column(String(200))
     tags: Mapped[list[str]] = mapped_column(default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -351,6 +355,67 @@ class AlertDelivery(Base):
     next_attempt_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
 
+
+class DiscoveredPage(Base):
+    """A page of a competitor's shop found by `pricemon discover`, with the product it showed.
+
+    `status`: "product" (a product page, identity read), "other" (no product on it), "gone"
+    (404/410 at the last discovery), "failed" (any other fetch failure; what it showed before is kept).
+    """
+
+    __tablename__ = "discovered_pages"
+    __table_args__ = (UniqueConstraint("competitor_id", "url"), Index("ix_discovered_pages_gtin", "gtin"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitors.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    found_via: Mapped[str] = mapped_column(String(16))  # sitemap | crawl | known (re-checked)
+    status: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    name: Mapped[str | None] = mapped_column(String(500))
+    brand: Mapped[str | None] = mapped_column(String(200))
+    mpn: Mapped[str | None] = mapped_column(String(100))
+    gtin: Mapped[str | None] = mapped_column(String(14))  # GTIN-14, check digit verified
+    shop_sku: Mapped[str | None] = mapped_column(String(100))
+    price: Mapped[Decimal | None]
+    currency: Mapped[str | None] = mapped_column(String(3))
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+    # hash of the identity (gtin, mpn, brand, name): a new one means the page shows another product
+    fingerprint: Mapped[str | None] = mapped_column(String(32))
+    needs_matching: Mapped[bool] = mapped_column(Boolean, default=True)
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    changed_at: Mapped[datetime | None]
+
+
+class MatchCandidate(Base):
+    """A proposed pairing of one discovered page with one of our products, and its review.
+
+    proposed -> accepted (a listing now watches the page) | rejected. `why` says what agreed
+    and what conflicted; `rematch` is set when an accepted page went away or changed product.
+    """
+
+    __tablename__ = "match_candidates"
+    __table_args__ = (
+        UniqueConstraint("page_id", "product_id"),
+        Index("ix_match_candidates_status", "status", "competitor_id"),
+        Index("ix_match_candidates_product", "product_id", "competitor_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("discovered_pages.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitors.id", ondelete="CASCADE"))
+    score: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(16))  # gtin | mpn | title
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    why: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rematch: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(100))
 
 class ApiToken(Base):
     """A bearer token of the web app and its API: only the SHA-256 of the token is kept."""

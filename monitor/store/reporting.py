@@ -304,8 +304,9 @@ def latest_offers(session: Session, product_ids: Sequence[int]) -> dict[int, lis
 @dataclass(slots=True)
 class ChartSeries:
     label: str
-    kind: str  # "ours" | "competitor" | "out_of_stock"
+    kind: str  # "ours" | "competitor" | "out_of_stock" | "unconfirmed"
     points: list[tuple[datetime, Decimal | None]] = field(default_factory=list)
+    competitor: str | None = None  # whose line it is (None: ours), for its colour
 
 
 @dataclass(slots=True)
@@ -376,18 +377,19 @@ def chart_data(session: Session, product_ids: Sequence[int], *, start: datetime,
         ours.points.append((now, product.price))
         series = [ours]
         for competitor in sorted({c for (pid, c) in history if pid == product_id}):
-            line = ChartSeries(competitor, "competitor")
-            out = ChartSeries(f"{competitor} (out of stock)", "out_of_stock")
+            line = ChartSeries(competitor, "competitor", competitor=competitor)
+            out = ChartSeries(f"{competitor} (out of stock)", "out_of_stock", competitor=competitor)
+            doubt = ChartSeries(f"{competitor} (unconfirmed)", "unconfirmed", competitor=competitor)
+            kinds = (line, out, doubt)
             for state, last_seen in history[(product_id, competitor)]:
                 begin = max(state.observed_at, start)
-                target = out if state.in_stock is False else line
-                other = line if target is out else out
+                target = doubt if state.suspicious else out if state.in_stock is False else line
                 target.points += [(begin, state.price), (last_seen, state.price)]
-                # a break in the other series so its line does not bridge across this state
-                other.points.append((begin, None))
+                for other in kinds:  # a break in the others so no line bridges across this state
+                    if other is not target:
+                        other.points.append((begin, None))
             series.append(line)
-            if any(price is not None for _, price in out.points):
-                series.append(out)
+            series += [s for s in (out, doubt) if any(price is not None for _, price in s.points)]
         charts.append(ProductChart(product_id, product.sku, product.name, product.currency, series))
     return charts
 

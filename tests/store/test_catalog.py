@@ -52,6 +52,8 @@ def test_products_import_and_reimport_is_idempotent(pricemon, tmp_path: Path) ->
         "max_price": "30.00",
         "map_price": "18.50",
         "gtin": "4006381333931",
+        "mpn": None,
+        "brand": None,
         "tags": ["kitchen", "sale"],
         "active": True,
     }
