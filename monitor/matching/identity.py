@@ -16,6 +16,8 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from monitor.matching.identifiers import normalize_gtin
+
 # The JSON-LD reading rules are the scraper's (key and type spellings, tolerant JSON): one
 # reading of a page's structured data, not two that drift apart.
 from monitor.scrape.evidence import in_listing, same_page
@@ -31,7 +33,6 @@ from monitor.scrape.extract import (
     _utf8_or_decoded,
     extract,
 )
-from monitor.matching.identifiers import normalize_gtin
 
 _MICRODATA_GTIN = ("gtin", "gtin8", "gtin12", "gtin13", "gtin14", "ean", "isbn", "productID")
 _SKIP_LINK_SUFFIXES = (

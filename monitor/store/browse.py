@@ -1,5 +1,5 @@
-"""Paged reads of the catalogue, listings and sweeps (the API's lists), and the edits of a listing
-or a product one at a time (the API's and the Listings page's, without a CSV).
+"""Paged reads of the catalogue, listings and sweeps (the API's lists), and the API's answers to
+the edits of one listing or product (written by monitor.store.catalog, as the pages write them).
 
 Pages are keyset pages: the last key shown goes back as `after`, so a deep page costs what the
 first does, at 172,800 products too.
@@ -18,9 +18,9 @@ from monitor.errors import NotFoundError, PricemonError
 from monitor.money import format_amount
 from monitor.settings import Competitor as CompetitorConfig
 from monitor.settings import check_http_url
-from monitor.store.catalog import sync_competitors
+from monitor.store.catalog import set_listing_active, set_product_active, write_listings
 from monitor.store.history import seen_until
-from monitor.store.models import Competitor, Listing, PriceHistory, Product, ScrapeRun, utcnow
+from monitor.store.models import Competitor, Listing, PriceHistory, Product, ScrapeRun
 
 
 class InvalidRequestError(PricemonError):
@@ -171,8 +171,9 @@ def listing_detail(session: Session, listing_id: int) -> dict[str, Any]:
 def add_listing(
     session: Session, sku: str, competitor: str, url: str, competitors: Sequence[CompetitorConfig]
 ) -> dict[str, Any]:
-    """Add the listing of `sku` at `competitor` (a competitor of the config), as one import row would:
-    an existing listing of the pair gets the new URL, is re-enabled and is checked soon."""
+    """Add the listing of `sku` at `competitor` (a competitor of the config) through the writer of
+    `import listings` (an existing listing of the pair gets the new URL, is re-enabled and is
+    checked soon); returns it. Each bad value is named, as an import names a bad cell."""
     configured = {c.name for c in competitors}
     if competitor not in configured:
         known = ", ".join(sorted(configured)) or "none configured"
@@ -183,52 +184,32 @@ def add_listing(
         raise InvalidRequestError(f"url: {exc}") from None
     if len(url) > 2048:
         raise InvalidRequestError("url: longer than 2048 characters")
-    product_id = session.scalar(select(Product.id).where(Product.sku == sku))
-    if product_id is None:
+    if session.scalar(select(Product.id).where(Product.sku == sku)) is None:
         raise NotFoundError(f"unknown SKU {sku!r} (import it with `pricemon import products`)")
-    competitor_id = sync_competitors(session, competitors)[competitor]
-    listing = session.scalar(
-        select(Listing).where(Listing.product_id == product_id, Listing.competitor_id == competitor_id)
+    write_listings(session, {(sku, competitor): url}, competitors, where="api")
+    listing_id = session.scalar(
+        select(Listing.id)
+        .join(Product, Product.id == Listing.product_id)
+        .join(Competitor, Competitor.id == Listing.competitor_id)
+        .where(Product.sku == sku, Competitor.name == competitor)
     )
-    if listing is None:
-        listing = Listing(
-            product_id=product_id,
-            competitor_id=competitor_id,
-            url=url,
-            active=True,
-            created_at=utcnow(),
-            consecutive_failures=0,
-        )
-        session.add(listing)
-    elif listing.url != url or not listing.active:
-        if listing.url != url:  # a new URL is a new page: forget what was known of the old one
-            listing.etag = listing.last_modified = listing.body_hash = None
-        listing.url, listing.active, listing.next_check_at = url, True, None
-    session.flush()
-    return listing_detail(session, listing.id)
-
-
-def set_listing_active(session: Session, listing_id: int, active: bool) -> dict[str, Any]:
-    """Enable or disable one listing (a disabled one is not checked; its history stays)."""
-    listing = session.get(Listing, listing_id)
-    if listing is None:
-        raise NotFoundError(f"no listing {listing_id}")
-    listing.active = active
-    if active:
-        listing.next_check_at = None  # due at once
-    session.flush()
+    assert listing_id is not None
     return listing_detail(session, listing_id)
 
 
-def set_product_active(session: Session, sku: str, active: bool) -> dict[str, Any]:
-    """Activate or deactivate a product (an inactive one gets no checks and no suggestions)."""
-    product = session.scalar(select(Product).where(Product.sku == sku))
-    if product is None:
+def enable_listing(session: Session, listing_id: int, active: bool) -> dict[str, Any]:
+    """`catalog.set_listing_active`, answering with the listing."""
+    if set_listing_active(session, listing_id, active) is None:
+        raise NotFoundError(f"no listing {listing_id}")
+    return listing_detail(session, listing_id)
+
+
+def activate_product(session: Session, sku: str, active: bool, *, by: str) -> dict[str, Any]:
+    """`catalog.set_product_active` (deactivating supersedes its open suggestions, by `by`),
+    answering with the product."""
+    if not set_product_active(session, sku, active, by=by):
         raise NotFoundError(f"unknown SKU {sku!r}")
-    product.active = active
-    product.updated_at = utcnow()
-    session.flush()
-    return _product(product)
+    return product_detail(session, sku)
 
 
 def _run(run: ScrapeRun) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from monitor.money import format_amount, parse_amount
 from monitor.settings import Competitor as CompetitorConfig
 from monitor.settings import check_http_url
 from monitor.store.history import seen_until
-from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, utcnow
+from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, Suggestion, utcnow
 
 PRODUCT_REQUIRED = ("sku", "name", "price", "currency")
 PRODUCT_OPTIONAL = ("cost", "min_price", "max_price", "map_price", "gtin", "mpn", "brand", "tags")
@@ -583,7 +583,22 @@ def set_listing_active(session: Session, listing_id: int, active: bool) -> tuple
     return found[0], found[1]
 
 
-def set_product_active(session: Session, sku: str, active: bool) -> bool:
-    """(De)activate a product: an inactive one gets no suggestions and its listings are not swept."""
-    result = session.execute(update(Product).where(Product.sku == sku).values(active=active, updated_at=utcnow()))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+def set_product_active(session: Session, sku: str, active: bool, *, by: str = "pricemon") -> bool:
+    """(De)activate a product: an inactive one gets no suggestions and its listings are not swept.
+
+    Deactivating also supersedes its pending and approved suggestions (decided by `by`): `suggest`
+    no longer computes the product, so nothing else would ever take them out of the review queue,
+    and an apply must not move the price of a product taken out of the range.
+    """
+    now = utcnow()
+    result = session.execute(update(Product).where(Product.sku == sku).values(active=active, updated_at=now))
+    found = bool(result.rowcount)  # type: ignore[attr-defined]
+    if found and not active:
+        product_id = select(Product.id).where(Product.sku == sku).scalar_subquery()
+        session.execute(
+            update(Suggestion)
+            .where(Suggestion.product_id == product_id, Suggestion.status.in_(("pending", "approved")))
+            .values(status="superseded", decided_at=now, decided_by=by)
+            .execution_options(synchronize_session=False)
+        )
+    return found

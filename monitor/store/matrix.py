@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, Float, String, and_, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from monitor.money import format_amount
 from monitor.store.history import counts_as_offer
 from monitor.store.models import Competitor, Listing, PriceHistory, Product
 from monitor.store.review import ReviewQueryError
@@ -82,15 +83,18 @@ def band_of(ours: Decimal, theirs: Decimal, map_price: Decimal | None) -> Band:
 
 
 def _band_condition(band: Band) -> ColumnElement[bool]:
-    price = PriceHistory.price
+    # float arithmetic in SQL: Money binds only Decimals, and the band edges need no cent precision
+    theirs, ours = cast(PriceHistory.price, Float), cast(Product.price, Float)
+    low, high = 1 - float(NEAR), 1 + float(NEAR)
+    test: ColumnElement[bool]
     if band == "map":
-        test = and_(Product.map_price.is_not(None), price < Product.map_price)
+        test = and_(Product.map_price.is_not(None), PriceHistory.price < Product.map_price)
     elif band == "cheaper":
-        test = Product.price < price * (1 - float(NEAR))
+        test = ours < theirs * low
     elif band == "dearer":
-        test = Product.price > price * (1 + float(NEAR))
+        test = ours > theirs * high
     else:
-        test = and_(Product.price >= price * (1 - float(NEAR)), Product.price <= price * (1 + float(NEAR)))
+        test = and_(ours >= theirs * low, ours <= theirs * high)
     return exists(
         select(Listing.id)
         .join(PriceHistory, PriceHistory.id == Listing.latest_history_id)
@@ -200,10 +204,10 @@ def matrix_csv_rows(session: Session, filters: MatrixFilters | None = None) -> I
     while True:
         page = matrix_page(session, filters, after=after, limit=500)
         for row in page.rows:
-            line: list[Any] = [row.sku, row.name, row.price, row.currency, row.map_price or ""]
+            line: list[Any] = [row.sku, row.name, format_amount(row.price), row.currency, format_amount(row.map_price) or ""]
             for name in competitors:
                 cell = row.cells.get(name)
-                line += [cell.price, cell.index or "", cell.band or ""] if cell else ["", "", ""]
+                line += [format_amount(cell.price), cell.index or "", cell.band or ""] if cell else ["", "", ""]
             yield line
         if page.next_after is None:
             return

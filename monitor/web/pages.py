@@ -21,10 +21,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from monitor.web.auth import Principal, require
-from monitor.web.templating import environment, render
 
 from monitor.errors import PricemonError
+from monitor.money import format_amount
 from monitor.report.build import align_chart
 from monitor.report.charts import chart_payload, competitor_colour
 from monitor.safecsv import SafeWriter
@@ -33,12 +32,15 @@ from monitor.store.database import Store
 from monitor.store.matrix import BANDS, MatrixFilters, matrix_csv_rows, matrix_page
 from monitor.store.models import utcnow
 from monitor.store.review import SORTS, ReviewFilters, ReviewQueryError, facets, review_ids, review_page
+from monitor.web.auth import Principal, require
+from monitor.web.templating import environment, render
 
 router = APIRouter()
 
 #: how old the filters' choice lists may be (monitor.store.review.facets): they cost a scan of every product
 FACETS_MAX_AGE_S = 30.0
 environment.globals.update(colour_of=competitor_colour)
+environment.filters["amount"] = format_amount  # 89.0000 -> 89.00
 
 #: the report's vendored/shared chart files, served to the pages (the CSP allows no inline script)
 _ASSETS = {"uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css", "pricechart.js": "text/javascript"}
@@ -435,7 +437,7 @@ def set_product(
     from monitor.store.catalog import set_product_active
 
     with _store(request).session() as session:
-        if not set_product_active(session, sku, active == "1"):
+        if not set_product_active(session, sku, active == "1", by=principal.name):
             raise HTTPException(404, f"unknown SKU {sku!r}")
     state = "active again" if active == "1" else "deactivated: no more suggestions or sweeps for it"
     return _listings_page(request, sku, "", notice=f"Product {sku} {state}.")

@@ -128,6 +128,20 @@ def test_login_session_cookie_csrf_and_revocation(served_sqlite: Served) -> None
     assert cookie["path"] == "/"
     assert not cookie["secure"]  # plain http on loopback; https requests get Secure
     assert token not in header
+    # behind a TLS proxy on this host (X-Forwarded-Proto from loopback), the cookie is Secure
+    proxied = httpx.Client(base_url=served.url, headers={"X-Forwarded-Proto": "https"})
+    nonce_form = proxied.get("/login")
+    assert "Secure" in nonce_form.headers["set-cookie"]
+    login_csrf = re.search(r'name="csrf_token" value="([^"]+)"', nonce_form.text).group(1)  # type: ignore[union-attr]
+    nonce = SimpleCookie(nonce_form.headers["set-cookie"])["pricemon_login"].value
+    proxied.cookies.clear()  # a Secure cookie: httpx keeps it to itself over the plain-http hop
+    secure = proxied.post(
+        "/login", data={"token": token, "csrf_token": login_csrf}, headers={"Cookie": f"pricemon_login={nonce}"}
+    )
+    assert secure.status_code == 303
+    session_header = next(v for k, v in secure.headers.multi_items() if v.startswith("pricemon_session="))
+    assert SimpleCookie(session_header)["pricemon_session"]["secure"] is True
+    assert secure.headers["strict-transport-security"].startswith("max-age=")
 
     csrf = _session_csrf(browser)
     pending = browser.get("/api/v1/suggestions").json()["items"]

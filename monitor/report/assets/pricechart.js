@@ -11,16 +11,25 @@
   function pad(n) { return n < 10 ? "0" + n : "" + n; }
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-  /* Tick labels chosen for the span shown: hours within two days, days within a year, months beyond. */
-  function timeLabels(u, splits) {
-    var min = u.scales.x.min, max = u.scales.x.max, span = max - min;
+  /* Tick labels chosen for the spacing of the ticks uPlot found: times within a day (seconds
+   * below a minute, milliseconds below a second; the day under the first tick of each day),
+   * days from a day on, months from a month on. Labelling
+   * by the span alone repeated each day under its twelve-hourly ticks ("28 Nov, 28 Nov, ..."). */
+  function timeLabels(u, splits, axisIdx, foundSpace, foundIncr) {
+    var step = foundIncr || (splits.length > 1 ? splits[1] - splits[0] : DAY);
+    var span = u.scales.x.max - u.scales.x.min;
+    var lastDay = null;
     return splits.map(function (ts) {
       var d = new Date(ts * 1000);
       var day = pad(d.getUTCDate()) + " " + MONTHS[d.getUTCMonth()];
       var time = pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
-      if (span <= 2 * DAY) { return time + "\n" + day; }
-      if (span <= 370 * DAY) { return day; }
-      return MONTHS[d.getUTCMonth()] + " " + d.getUTCFullYear();
+      if (step < 60) { time += ":" + pad(d.getUTCSeconds()); }  // a sweep's few seconds
+      if (step < 1) { time += "." + ("00" + d.getUTCMilliseconds()).slice(-3); }
+      if (step >= 28 * DAY) { return MONTHS[d.getUTCMonth()] + " " + d.getUTCFullYear(); }
+      if (step >= DAY) { return span > 370 * DAY ? day + "\n" + d.getUTCFullYear() : day; }
+      var label = day === lastDay ? time : time + "\n" + day;
+      lastDay = day;
+      return label;
     });
   }
 
@@ -69,4 +78,5 @@
   global.pricemonCharts = function (charts, targetFor) {
     return charts.map(function (chart, index) { return draw(chart, targetFor(chart, index)); });
   };
+  global.pricemonCharts.timeLabels = timeLabels;  // for the browser tests
 })(window);

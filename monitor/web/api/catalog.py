@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Query, Request
 
 from monitor.store.browse import (
+    activate_product,
     add_listing,
+    enable_listing,
     listing_detail,
     listing_page,
     product_detail,
     product_page,
-    set_listing_active,
-    set_product_active,
 )
 from monitor.store.catalog import history_rows
 from monitor.web.api import models
@@ -62,7 +62,7 @@ def update_product(
     request: Request, change: models.ProductUpdate, sku: str = Sku, principal: Principal = require("admin")
 ) -> models.Product:
     with store_of(request).session() as session:
-        return models.Product(**set_product_active(session, sku, change.active))
+        return models.Product(**activate_product(session, sku, change.active, by=principal.name))
 
 
 @router.get("/products/{sku}/history", response_model=models.History, summary="A product's competitor price history")
@@ -124,4 +124,4 @@ def update_listing(
     principal: Principal = require("admin"),
 ) -> models.Listing:
     with store_of(request).session() as session:
-        return models.Listing(**set_listing_active(session, listing_id, change.active))
+        return models.Listing(**enable_listing(session, listing_id, change.active))

@@ -47,6 +47,13 @@
 
   function wire(root) { paintSwatches(root); wireSelection(root); }
 
+  /* A form with data-confirm (deactivating a product) asks first; the text is the template's, escaped there. */
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form && form.getAttribute ? form.getAttribute("data-confirm") : null;
+    if (question && !window.confirm(question)) { event.preventDefault(); }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { wire(document); drawChart(); });
   document.body.addEventListener("htmx:afterSwap", function () { wire(document); });
 })();
