@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.accuracy import Accuracy, compare_to_truth, observations_from_database, observations_from_jsonl
-from bench.cluster import cluster_config, delete_queue, local_workers, tree_cpu_seconds
+from bench.cluster import PASSWORD_ENV, cluster_config, delete_queue, local_workers, tree_cpu_seconds
 from bench.local_ca import LocalCA
 from bench.netns import NetworkSetupError, RealisticNetwork, realistic_network
 from bench.process_meter import MeasuredRun, run_measured
@@ -294,6 +294,8 @@ def run_cluster_backend(
         (parts.scheme, f"{parts.username or 'guest'}@{parts.netloc.rpartition('@')[2]}", parts.path, "", "")
     )
     queue = f"pricemon.bench.{os.getpid()}"
+    # `pricemon scrape` and the workers read it from their environment (child_env passes it on).
+    os.environ[PASSWORD_ENV] = password
     inputs.config_path.write_text(
         inputs.config_path.read_text(encoding="utf-8") + cluster_config(broker, queue), encoding="utf-8"
     )
