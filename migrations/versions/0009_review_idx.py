@@ -38,4 +38,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_suggestions_review_cover", table_name="suggestions")
-    op.drop_index("ix_suggestions_review_change", table_name="suggestions")
+    # IF EXISTS: on SQLite a later downgrade that rebuilt the table (0010_profit's drop_column in
+    # batch mode) cannot carry this expression index over, so it may be gone already.
+    op.execute("DROP INDEX IF EXISTS ix_suggestions_review_change")
