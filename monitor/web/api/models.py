@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from monitor.settings import HttpUrl
 
@@ -272,8 +272,8 @@ class Alerts(Model):
     items: list[Alert]
 
 
-#: a CSV cell as JSON: text, or a number (`12.5` and `"12.5"` are checked alike); null = empty
-Cell = str | int | float | None
+#: a CSV cell as JSON: text, or a number (`12.5` and `"12.5"` are checked alike); null = empty; not a boolean
+Cell = StrictStr | StrictInt | StrictFloat | None
 #: rows per request to POST /sales and /traffic; a bigger set goes as several requests or a CSV import
 MAX_DAILY_ROWS = 10_000
 
