@@ -121,11 +121,19 @@ class Suggestion(Model):
     flags: list[str] = Field(description="guardrail, suspicious, converted, filtered, auto_approved")
     created_at: str
     decided_by: str | None
+    expected_profit_change: Money | None = Field(
+        description="Expected profit per day after the change minus before, under the demand model; "
+        "null without a usable model or a cost."
+    )
 
 
 class SuggestionPage(Model):
     items: list[Suggestion]
     total: int = Field(description="Suggestions the filters select, on every page.")
+    expected_profit_total: dict[str, Money] = Field(
+        description="The filtered set's expected profit change per day, summed per currency (every page)."
+    )
+    with_profit_figure: int = Field(description="How many of the filtered set have an expected profit change.")
     next_cursor: str | None
     sort: str
     descending: bool
