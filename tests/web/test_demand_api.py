@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from monitor.store.models import Product, SalesDay, TrafficDay
+from monitor.store.models import Product, SalesDay, Suggestion, TrafficDay
 from tests.web.served import Served
 
 SALES = [
@@ -117,3 +117,38 @@ def test_traffic_upsert_and_roles(served: Served) -> None:
             select(TrafficDay.date, TrafficDay.sessions, TrafficDay.clicks).order_by(TrafficDay.date)
         ).all()
     assert [tuple(r) for r in written] == [(date(2026, 11, 3), 120, 9), (date(2026, 11, 4), 80, 4)]
+
+
+def test_suggestions_and_review_page_show_expected_profit_and_its_filtered_total(served: Served) -> None:
+    # the figures the pricing run stores under a demand model (tests/pricing covers how they are made)
+    figures = {"A-1": Decimal("12.5000"), "B-2": Decimal("-2.2500"), "D-4": Decimal("4.0000")}
+    with served.market.store.session() as session:
+        ids = {sku: pid for sku, pid in session.execute(select(Product.sku, Product.id))}
+        for sku, figure in figures.items():
+            session.execute(
+                update(Suggestion)
+                .where(Suggestion.product_id == ids[sku], Suggestion.status == "pending")
+                .values(expected_profit_change=figure)
+            )
+    with served.client("viewer") as viewer:
+        page = viewer.get("/api/v1/suggestions", params={"limit": 2}).json()
+        assert page["total"] >= 4 and len(page["items"]) == 2
+        # the total is the whole filtered set's, not this page's
+        assert page["expected_profit_total"] == {"EUR": "14.25"} and page["with_profit_figure"] == 3
+        every = viewer.get("/api/v1/suggestions", params={"limit": 100}).json()["items"]
+        shown = {s["sku"]: s["expected_profit_change"] for s in every}
+        assert {k: shown[k] for k in figures} == {"A-1": "12.50", "B-2": "-2.25", "D-4": "4.00"}
+        assert all(v is None for k, v in shown.items() if k not in figures)
+        kitchen = viewer.get("/api/v1/suggestions", params={"tag": "kitchen"}).json()
+        assert kitchen["expected_profit_total"] == {"EUR": "10.25"} and kitchen["with_profit_figure"] == 2
+        office = viewer.get("/api/v1/suggestions", params={"tag": "office"}).json()
+        assert office["expected_profit_total"] == {} and office["with_profit_figure"] == 0
+        html = viewer.get("/", params={"tag": "kitchen"}, headers={"Accept": "text/html"}).text
+    head, table = html.split('id="review-table"')
+    total = head.split('id="profit-total"')[1].split("</span></span>")[0]
+    assert "+10.25 EUR" in total and "2 of 2 with a demand model" in total
+    assert "Exp. profit/day" in table
+    a1 = next(r for r in table.split("<tr") if ">A-1</a>" in r)
+    assert '<td class="num exp-profit">+12.50</td>' in a1
+    b2 = next(r for r in table.split("<tr") if ">B-2</a>" in r)
+    assert '<td class="num exp-profit">-2.25</td>' in b2
