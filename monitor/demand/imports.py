@@ -9,7 +9,7 @@ the same file twice leaves the tables as one import did.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -48,84 +48,121 @@ class DailyImportSummary:
         return self.inserted + self.updated
 
 
-def _date(text: str, where: str, problems: list[str]) -> date | None:
+def _date(text: str, problems: _Problems) -> date | None:
     if not text:
-        problems.append(f"{where}: date: required value is empty")
+        problems.add("date", "required value is empty")
         return None
     try:
         if len(text) != 10:
             raise ValueError
         return date.fromisoformat(text)
     except ValueError:
-        problems.append(f"{where}: date: expected a date as YYYY-MM-DD, got {text!r}")
+        problems.add("date", f"expected a date as YYYY-MM-DD, got {text!r}")
         return None
 
 
-def _count(row: dict[str, str], field: str, where: str, problems: list[str], *, required: bool) -> int | None:
+def _count(row: dict[str, str], field: str, problems: _Problems, *, required: bool) -> int | None:
     text = row.get(field, "")
     if not text:
         if required:
-            problems.append(f"{where}: {field}: required value is empty")
+            problems.add(field, "required value is empty")
         return None
     try:
         value = int(text)
     except ValueError:
-        problems.append(f"{where}: {field}: expected a whole number, got {text!r}")
+        problems.add(field, f"expected a whole number, got {text!r}")
         return None
     if value < 0:
-        problems.append(f"{where}: {field}: negative count {text}")
+        problems.add(field, f"negative count {text}")
         return None
     if value > MAX_COUNT:
-        problems.append(f"{where}: {field}: too large: {text}")
+        problems.add(field, f"too large: {text}")
         return None
     return value
 
 
-def _amount(row: dict[str, str], field: str, where: str, problems: list[str], *, required: bool) -> Decimal | None:
+def _amount(row: dict[str, str], field: str, problems: _Problems, *, required: bool) -> Decimal | None:
     text = row.get(field, "")
     if not text:
         if required:
-            problems.append(f"{where}: {field}: required value is empty")
+            problems.add(field, "required value is empty")
         return None
     try:
         value = parse_amount(text)
     except ValueError as exc:
-        problems.append(f"{where}: {field}: {exc}")
+        problems.add(field, f"{exc}")
         return None
     if value < 0:
-        problems.append(f"{where}: {field}: negative amount {text}")
+        problems.add(field, f"negative amount {text}")
         return None
     if field == "price" and value == 0:
-        problems.append(f"{where}: {field}: a price must be greater than zero")
+        problems.add(field, "a price must be greater than zero")
         return None
     return value
 
 
-def _parse(
-    path: Path, required: Sequence[str], optional: Sequence[str], values: Any
-) -> tuple[dict[tuple[str, date], tuple[int, tuple[Any, ...]]], list[str]]:
-    """Rows keyed by (sku, date) with their line, and the problems found; `values(raw, where,
-    problems)` checks a row's own columns and returns them, or None when one is bad."""
-    problems: list[str] = []
-    rows: dict[tuple[str, date], tuple[int, tuple[Any, ...]]] = {}
-    for line, raw in _read_csv(path, required, optional):
-        where = f"{path}:{line}"
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """One bad value: at `position` (a file's line, or a JSON body's row index), in `field`."""
+
+    position: int
+    field: str
+    message: str
+
+
+class RowsDataError(ImportDataError):
+    """Rows given as JSON (`POST /api/v1/sales|traffic`) were rejected; nothing was written.
+
+    `rows` holds each problem with its row index and field, for the API's problem details.
+    """
+
+    def __init__(self, source: str, rows: list[RowProblem]) -> None:
+        self.rows = rows
+        super().__init__(source, [f"{source}[{p.position}]: {p.field}: {p.message}" for p in rows])
+
+
+class _Problems:
+    """The problems found so far, each at the row being checked: `add(field, message)`."""
+
+    def __init__(self) -> None:
+        self.found: list[RowProblem] = []
+        self.position = 0
+
+    def add(self, field: str, message: str) -> None:
+        self.found.append(RowProblem(self.position, field, message))
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+
+Rows = dict[tuple[str, date], tuple[int, tuple[Any, ...]]]
+
+
+def _parse(rows_in: Iterable[tuple[int, dict[str, str]]], values: Any, unit: str) -> tuple[Rows, _Problems]:
+    """Rows keyed by (sku, date) with their position, and the problems found; `values(raw,
+    problems)` checks a row's own columns and returns them, or None when one is bad.
+
+    The one validation for both sources: a CSV file's (line, row) and a JSON body's (index, row)."""
+    problems = _Problems()
+    rows: Rows = {}
+    for position, raw in rows_in:
+        problems.position = position
         if "__extra__" in raw:
-            problems.append(f"{where}: row: {raw['__extra__']}")
+            problems.add("row", raw["__extra__"])
             continue
-        sku = raw["sku"]
+        sku = raw.get("sku", "")
         if not sku:
-            problems.append(f"{where}: sku: required value is empty")
+            problems.add("sku", "required value is empty")
             continue
-        day = _date(raw["date"], where, problems)
-        checked = values(raw, where, problems)
+        day = _date(raw.get("date", ""), problems)
+        checked = values(raw, problems)
         if day is None or checked is None:
             continue
         key = (sku, day)
         if key in rows:
-            problems.append(f"{where}: date: duplicate row for {sku!r} on {day} (first on line {rows[key][0]})")
+            problems.add("date", f"duplicate row for {sku!r} on {day} (first on {unit} {rows[key][0]})")
             continue
-        rows[key] = (line, checked)
+        rows[key] = (position, checked)
     return rows, problems
 
 
@@ -138,23 +175,46 @@ def _product_ids(session: Session, skus: Sequence[str]) -> dict[str, int]:
 
 
 def _check_skus(
-    path: Path, session: Session, rows: dict[tuple[str, date], tuple[int, Any]], problems: list[str]
+    session: Session, rows: Rows, problems: _Problems, fail: Callable[[list[RowProblem]], Exception]
 ) -> dict[str, int]:
     ids = _product_ids(session, sorted({sku for sku, _ in rows}))
     reported: set[str] = set()
-    for (sku, _day), (line, _values) in rows.items():
+    for (sku, _day), (position, _values) in rows.items():
         if sku not in ids and sku not in reported:
             reported.add(sku)  # once per SKU: a missing product would otherwise fill the report with its days
-            problems.append(f"{path}:{line}: sku: unknown SKU {sku!r} (import it with `pricemon import products`)")
-    if problems:
-        problems.sort(key=lambda problem: _line_of(path, problem))
-        raise ImportDataError(str(path), problems)
+            problems.position = position
+            problems.add("sku", f"unknown SKU {sku!r} (import it with `pricemon import products`)")
+    if problems.found:
+        raise fail(sorted(problems.found, key=lambda p: p.position))
     return ids
 
 
-def _line_of(path: Path, problem: str) -> int:
-    line = problem[len(str(path)) + 1 :].split(":", 1)[0]
-    return int(line) if line.isdigit() else 0
+def _file_error(path: Path) -> Callable[[list[RowProblem]], Exception]:
+    def fail(found: list[RowProblem]) -> Exception:
+        return ImportDataError(str(path), [f"{path}:{p.position}: {p.field}: {p.message}" for p in found])
+
+    return fail
+
+
+def _rows_error(source: str) -> Callable[[list[RowProblem]], Exception]:
+    return lambda found: RowsDataError(source, found)
+
+
+def json_rows(rows: Sequence[dict[str, Any]]) -> Iterator[tuple[int, dict[str, str]]]:
+    """A JSON body's rows as the CSV reader gives them: (index, row of text), absent or null as ''.
+
+    Numbers become their text, so `12.5` and `"12.5"` are checked alike; booleans, lists and
+    objects are left as a marker the checks reject (a number field is not `true`)."""
+    for index, row in enumerate(rows):
+        cells: dict[str, str] = {}
+        for key, value in row.items():
+            if value is None:
+                cells[key] = ""
+            elif isinstance(value, bool) or not isinstance(value, str | int | float):
+                cells[key] = repr(value)
+            else:
+                cells[key] = str(value)
+        yield index, cells
 
 
 def _upsert(session: Session, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> tuple[int, int]:
@@ -165,6 +225,8 @@ def _upsert(session: Session, table: str, columns: Sequence[str], rows: list[tup
     COPY into a temporary table and one INSERT .. SELECT .. ON CONFLICT; SQLite through the
     driver's executemany of the same upsert (values converted as the column types would).
     """
+    if not rows:
+        return 0, 0
     connection = session.connection()
     count = text(f"SELECT count(*) FROM {table}")
     before = connection.execute(count).scalar_one()
@@ -232,49 +294,72 @@ class AppliedPrices:
         return first_old if index == 0 else prices[index - 1]
 
 
+def _sales_values(raw: dict[str, str], problems: _Problems) -> tuple[Any, ...] | None:
+    found = len(problems)
+    units = _count(raw, "units", problems, required=True)
+    revenue = _amount(raw, "revenue", problems, required=True)
+    price = _amount(raw, "price", problems, required=False)
+    return None if len(problems) > found else (units, revenue, price)
+
+
+def _traffic_values(raw: dict[str, str], problems: _Problems) -> tuple[Any, ...] | None:
+    found = len(problems)
+    sessions = _count(raw, "sessions", problems, required=True)
+    clicks = _count(raw, "clicks", problems, required=False)
+    return None if len(problems) > found else (sessions, clicks)
+
+
+def _write_sales(session: Session, rows: Rows, ids: dict[str, int]) -> DailyImportSummary:
+    needs_price = sorted({ids[sku] for (sku, _), (_, (_u, _r, price)) in rows.items() if price is None})
+    applied = AppliedPrices(session, needs_price) if needs_price else None
+    records: list[tuple[Any, ...]] = []
+    from_history = 0
+    for (sku, day), (_position, (units, revenue, price)) in rows.items():
+        product_id = ids[sku]
+        if price is None and applied is not None:
+            price = applied.on(product_id, day)
+            from_history += 1
+        records.append((product_id, day, units, revenue, price))
+    rows.clear()
+    inserted, updated = _upsert(session, SalesDay.__tablename__, ("units", "revenue", "price"), records)
+    return DailyImportSummary(inserted, updated, from_history)
+
+
+def _write_traffic(session: Session, rows: Rows, ids: dict[str, int]) -> DailyImportSummary:
+    records = [(ids[sku], day, sessions, clicks) for (sku, day), (_pos, (sessions, clicks)) in rows.items()]
+    rows.clear()
+    inserted, updated = _upsert(session, TrafficDay.__tablename__, ("sessions", "clicks"), records)
+    return DailyImportSummary(inserted, updated)
+
+
 def import_sales(session: Session, path: Path) -> DailyImportSummary:
     """Upsert daily sales from a CSV (`sku,date,units,revenue` + optional `price`).
 
     A row without a price gets the price pricemon had applied at the end of that day (from
     `price_changes`; the product's price when none was ever applied).
     """
-
-    def values(raw: dict[str, str], where: str, problems: list[str]) -> tuple[Any, ...] | None:
-        found = len(problems)
-        units = _count(raw, "units", where, problems, required=True)
-        revenue = _amount(raw, "revenue", where, problems, required=True)
-        price = _amount(raw, "price", where, problems, required=False)
-        return None if len(problems) > found else (units, revenue, price)
-
-    rows, problems = _parse(path, SALES_REQUIRED, SALES_OPTIONAL, values)
-    ids = _check_skus(path, session, rows, problems)
-    needs_price = sorted({ids[sku] for (sku, _), (_, (_u, _r, price)) in rows.items() if price is None})
-    applied = AppliedPrices(session, needs_price) if needs_price else None
-    records: list[tuple[Any, ...]] = []
-    from_history = 0
-    for (sku, day), (_line, (units, revenue, price)) in rows.items():
-        product_id = ids[sku]
-        if price is None and applied is not None:
-            price = applied.on(product_id, day)
-            from_history += 1
-        records.append((product_id, day, units, revenue, price))
-    del rows
-    inserted, updated = _upsert(session, SalesDay.__tablename__, ("units", "revenue", "price"), records)
-    return DailyImportSummary(inserted, updated, from_history)
+    rows, problems = _parse(_read_csv(path, SALES_REQUIRED, SALES_OPTIONAL), _sales_values, "line")
+    ids = _check_skus(session, rows, problems, _file_error(path))
+    return _write_sales(session, rows, ids)
 
 
 def import_traffic(session: Session, path: Path) -> DailyImportSummary:
     """Upsert daily traffic from a CSV (`sku,date,sessions` + optional `clicks`)."""
+    rows, problems = _parse(_read_csv(path, TRAFFIC_REQUIRED, TRAFFIC_OPTIONAL), _traffic_values, "line")
+    ids = _check_skus(session, rows, problems, _file_error(path))
+    return _write_traffic(session, rows, ids)
 
-    def values(raw: dict[str, str], where: str, problems: list[str]) -> tuple[Any, ...] | None:
-        found = len(problems)
-        sessions = _count(raw, "sessions", where, problems, required=True)
-        clicks = _count(raw, "clicks", where, problems, required=False)
-        return None if len(problems) > found else (sessions, clicks)
 
-    rows, problems = _parse(path, TRAFFIC_REQUIRED, TRAFFIC_OPTIONAL, values)
-    ids = _check_skus(path, session, rows, problems)
-    records = [(ids[sku], day, sessions, clicks) for (sku, day), (_line, (sessions, clicks)) in rows.items()]
-    del rows
-    inserted, updated = _upsert(session, TrafficDay.__tablename__, ("sessions", "clicks"), records)
-    return DailyImportSummary(inserted, updated)
+def upsert_sales_rows(session: Session, rows: Sequence[dict[str, Any]], source: str = "rows") -> DailyImportSummary:
+    """The same as `import_sales`, for rows given as JSON objects with the CSV's fields
+    (`POST /api/v1/sales`); bad rows raise `RowsDataError` naming each row's index and field."""
+    parsed, problems = _parse(json_rows(rows), _sales_values, "row")
+    ids = _check_skus(session, parsed, problems, _rows_error(source))
+    return _write_sales(session, parsed, ids)
+
+
+def upsert_traffic_rows(session: Session, rows: Sequence[dict[str, Any]], source: str = "rows") -> DailyImportSummary:
+    """The same as `import_traffic`, for rows given as JSON objects (`POST /api/v1/traffic`)."""
+    parsed, problems = _parse(json_rows(rows), _traffic_values, "row")
+    ids = _check_skus(session, parsed, problems, _rows_error(source))
+    return _write_traffic(session, parsed, ids)

@@ -67,6 +67,7 @@ def simulate(
         days = (end - begin).total_seconds() / SECONDS_PER_DAY
         rate = expect(demand, price, cost, _value_at(market, begin))
         share = Decimal(repr(days))
-        totals.add(Totals(rate.units * days, rate.revenue * share,
-                          rate.profit * share if rate.profit is not None else None))
+        totals.add(
+            Totals(rate.units * days, rate.revenue * share, rate.profit * share if rate.profit is not None else None)
+        )
     return totals

@@ -46,7 +46,15 @@ from sqlalchemy.types import Boolean
 
 from monitor.errors import PricemonError
 from monitor.store.history import counts_as_offer
-from monitor.store.models import Competitor, Listing, PriceHistory, Product, Suggestion, suggestion_change_size
+from monitor.store.models import (
+    MONEY_PLACES,
+    Competitor,
+    Listing,
+    PriceHistory,
+    Product,
+    Suggestion,
+    suggestion_change_size,
+)
 
 Direction = Literal["raise", "cut"]
 SORTS = ("change", "impact", "sku", "name", "age", "margin")
@@ -113,6 +121,8 @@ class ReviewRow:
     flags: tuple[str, ...]  # guardrail, suspicious, converted, auto_approved
     created_at: datetime
     decided_by: str | None
+    #: expected profit per day after minus before, under the demand model (None: no usable model or no cost)
+    expected_profit_change: Decimal | None = None
     details: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -127,6 +137,10 @@ class ReviewPage:
     next_cursor: str | None  # None: this is the last page
     sort: str
     descending: bool
+    #: the filtered set's expected profit change per day, per currency (rows without a figure left out)
+    expected_profit_total: dict[str, Decimal] = field(default_factory=dict)
+    #: how many rows of the filtered set have an expected profit change
+    with_profit_figure: int = 0
 
 
 def _change_pct() -> ColumnElement[Any]:
@@ -290,6 +304,7 @@ def review_page(
             Suggestion.auto_approved,
             Suggestion.created_at,
             Suggestion.decided_by,
+            Suggestion.expected_profit_change,
             key,
         )
         .order_by(key.desc() if descending else key.asc(), Suggestion.id.desc() if descending else Suggestion.id.asc())
@@ -311,7 +326,28 @@ def review_page(
         last = rows[-1]
         next_cursor = encode_cursor(sort, descending, _cursor_value(last.sort_key), last.id)
     total = count_rows(session, filters) if with_total else -1
-    return ReviewPage(page_rows, total, next_cursor, sort, descending)
+    profit, with_figure = profit_totals(session, filters) if with_total else ({}, 0)
+    return ReviewPage(page_rows, total, next_cursor, sort, descending, profit, with_figure)
+
+
+def profit_totals(session: Session, filters: ReviewFilters) -> tuple[dict[str, Decimal], int]:
+    """The filtered set's summed expected profit change per currency, and how many rows had one."""
+    figure = Suggestion.expected_profit_change
+    columns = (Suggestion.currency, func.sum(figure), func.count(figure))
+    if _needs_product(filters):
+        query = _base(filters).add_columns(*columns)
+    else:
+        query = select(*columns).where(*_where(filters))
+    query = query.where(figure.is_not(None)).group_by(Suggestion.currency).order_by(Suggestion.currency)
+    totals: dict[str, Decimal] = {}
+    counted = 0
+    for currency, total, count in session.execute(query):
+        amount = _money(total)
+        if amount is not None:
+            # SQLite sums the stored floats: back to the column's places
+            totals[currency] = amount.quantize(MONEY_PLACES)
+        counted += int(count)
+    return totals, counted
 
 
 def _cursor_value(value: Any) -> Any:
@@ -474,6 +510,7 @@ def _row(r: Any, newest: tuple[int, datetime | None] | None) -> ReviewRow:
         flags=tuple(flags),
         created_at=_utc(r.created_at) or r.created_at,
         decided_by=r.decided_by,
+        expected_profit_change=_money(r.expected_profit_change),
         details=details,
     )
 

@@ -136,8 +136,18 @@ def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 def _pricemon_error(request: Request, exc: Exception) -> Response:
+    from monitor.demand.imports import RowsDataError
     from monitor.store.review import ReviewQueryError
 
+    if isinstance(exc, RowsDataError):
+        # each bad value where the request put it: body.rows[index].field
+        errors = [
+            {"loc": ["body", "rows", p.position, p.field], "msg": p.message, "type": "value_error"} for p in exc.rows
+        ]
+        shown = "; ".join(f"rows[{p.position}].{p.field}: {p.message}" for p in exc.rows[:5])
+        more = f" (and {len(exc.rows) - 5} more)" if len(exc.rows) > 5 else ""
+        detail = f"{len(exc.rows)} bad value(s), nothing written: {shown}{more}"
+        return problem(request, 422, detail, kind="validation", errors=errors)
     if isinstance(exc, InvalidRequestError | ReviewQueryError):
         return problem(request, 422, str(exc), kind="validation")
     if isinstance(exc, NotFoundError):

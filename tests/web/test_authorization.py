@@ -31,6 +31,8 @@ REQUIRED = {
     ("get", "/api/v1/sweeps"): "viewer",
     ("get", "/api/v1/sweeps/{sweep_id}"): "viewer",
     ("get", "/api/v1/alerts"): "viewer",
+    ("post", "/api/v1/sales"): "admin",
+    ("post", "/api/v1/traffic"): "admin",
 }
 ROLES = ("viewer", "approver", "admin")
 # Bodies that change nothing (dry runs) or put back what is there, so every role can be tried.
@@ -41,6 +43,8 @@ BODIES = {
     "/api/v1/suggestions/approve": {"filter": {}, "dry_run": True},
     "/api/v1/suggestions/reject": {"filter": {}, "dry_run": True},
     "/api/v1/apply": {"dry_run": True},
+    "/api/v1/sales": {"rows": []},
+    "/api/v1/traffic": {"rows": []},
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from monitor.settings import HttpUrl
 
@@ -121,11 +121,19 @@ class Suggestion(Model):
     flags: list[str] = Field(description="guardrail, suspicious, converted, filtered, auto_approved")
     created_at: str
     decided_by: str | None
+    expected_profit_change: Money | None = Field(
+        description="Expected profit per day after the change minus before, under the demand model; "
+        "null without a usable model or a cost."
+    )
 
 
 class SuggestionPage(Model):
     items: list[Suggestion]
     total: int = Field(description="Suggestions the filters select, on every page.")
+    expected_profit_total: dict[str, Money] = Field(
+        description="The filtered set's expected profit change per day, summed per currency (every page)."
+    )
+    with_profit_figure: int = Field(description="How many of the filtered set have an expected profit change.")
     next_cursor: str | None
     sort: str
     descending: bool
@@ -270,3 +278,46 @@ class Alert(Model):
 
 class Alerts(Model):
     items: list[Alert]
+
+
+#: a CSV cell as JSON: text, or a number (`12.5` and `"12.5"` are checked alike); null = empty; not a boolean
+Cell = StrictStr | StrictInt | StrictFloat | None
+#: rows per request to POST /sales and /traffic; a bigger set goes as several requests or a CSV import
+MAX_DAILY_ROWS = 10_000
+
+
+class SalesRow(Model):
+    """One product and day of our sales: the columns of `pricemon import sales`."""
+
+    sku: Cell = Field(description="The product's SKU (it must exist).")
+    date: Cell = Field(description="The day, YYYY-MM-DD.")
+    units: Cell = Field(description="Units sold that day (a whole number >= 0).")
+    revenue: Cell = Field(description='Revenue that day, e.g. "199.80".')
+    price: Cell = Field(None, description="Our price that day; absent: pricemon's applied price on that day.")
+
+
+class TrafficRow(Model):
+    """One product and day of our traffic: the columns of `pricemon import traffic`."""
+
+    sku: Cell = Field(description="The product's SKU (it must exist).")
+    date: Cell = Field(description="The day, YYYY-MM-DD.")
+    sessions: Cell = Field(description="Sessions (e.g. product page views) that day, a whole number >= 0.")
+    clicks: Cell = Field(None, description="Clicks (e.g. add-to-cart) that day, a whole number >= 0.")
+
+
+class SalesUpload(Model):
+    rows: list[SalesRow] = Field(max_length=MAX_DAILY_ROWS, description="One row per product and day.")
+
+
+class TrafficUpload(Model):
+    rows: list[TrafficRow] = Field(max_length=MAX_DAILY_ROWS, description="One row per product and day.")
+
+
+class DailyImport(Model):
+    """What an upload wrote: rows new to the table, rows already there (rewritten with these values)."""
+
+    inserted: int
+    updated: int
+    prices_from_history: int | None = Field(
+        None, description="Sales rows without a price that got pricemon's applied price (sales only)."
+    )

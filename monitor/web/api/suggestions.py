@@ -61,13 +61,23 @@ def list_suggestions(
     return models.SuggestionPage(
         items=[_suggestion(r) for r in page.rows],
         total=page.total,
+        expected_profit_total={c: format_amount(v) for c, v in page.expected_profit_total.items()},
+        with_profit_figure=page.with_profit_figure,
         next_cursor=page.next_cursor,
         sort=page.sort,
         descending=page.descending,
     )
 
 
-_MONEY = ("current_price", "suggested_price", "cost", "competitor_min", "competitor_median", "competitor_max")
+_MONEY = (
+    "current_price",
+    "suggested_price",
+    "cost",
+    "competitor_min",
+    "competitor_median",
+    "competitor_max",
+    "expected_profit_change",
+)
 
 
 def _suggestion(row: ReviewRow) -> models.Suggestion:
