@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from monitor.web.api import catalog, operations, suggestions, system
+from monitor.web.api import catalog, matches, operations, suggestions, system
 from monitor.web.problems import API_PROBLEMS
 
 router = APIRouter(prefix="/api/v1", responses=API_PROBLEMS)
-for area in (system, catalog, suggestions, operations):
+for area in (system, catalog, suggestions, matches, operations):
     router.include_router(area.router)
