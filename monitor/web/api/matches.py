@@ -34,7 +34,7 @@ def get_matches(
     with store_of(request).session() as session:
         total = len(match_ids(session, status=wanted, competitor=competitor, min_score=min_score))
         rows = list_matches(
-            session, status=status, competitor=competitor, min_score=min_score, limit=size, offset=offset
+            session, status=wanted, competitor=competitor, min_score=min_score, limit=size, offset=offset
         )
     after = offset + len(rows)
     return models.MatchList(
