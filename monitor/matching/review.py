@@ -306,11 +306,11 @@ def list_matches(
     min_score: float | None = None,
     ids: Sequence[int] = (),
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Candidates with our product beside the page (name, identifiers, price, image) and why,
-    best score first."""
-    if status is not None and status not in STATUSES:
-        raise PricemonError(f"unknown match status {status!r} (expected {', '.join(STATUSES)})")
+    best score first (`offset`/`limit` page through them)."""
+    _check_status(status)
     query = (
         select(MatchCandidate, Product, Competitor.name, DiscoveredPage)
         .join(Product, Product.id == MatchCandidate.product_id)
@@ -328,6 +328,8 @@ def list_matches(
         query = query.where(MatchCandidate.id.in_(list(ids)))
     if limit:
         query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
     return [
         {
             "id": c.id,
@@ -363,6 +365,29 @@ def list_matches(
         }
         for c, p, name, page in session.execute(query)
     ]
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in STATUSES:
+        raise PricemonError(f"unknown match status {status!r} (expected {', '.join(STATUSES)})")
+
+
+def match_ids(
+    session: Session, *, status: str | None = None, competitor: str | None = None, min_score: float | None = None
+) -> list[int]:
+    """The ids of every candidate the filters of `list_matches` select, in its order (what a review
+    queue's "all filtered" decides, and how many the filters select)."""
+    _check_status(status)
+    query = select(MatchCandidate.id).order_by(MatchCandidate.score.desc(), MatchCandidate.id)
+    if status:
+        query = query.where(MatchCandidate.status == status)
+    if competitor:
+        query = query.join(Competitor, Competitor.id == MatchCandidate.competitor_id).where(
+            Competitor.name == competitor
+        )
+    if min_score is not None:
+        query = query.where(MatchCandidate.score >= min_score)
+    return list(session.scalars(query))
 
 
 def describe_why(why: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""The workspace's pages: Review (home), Product, Price matrix, Competitors, Alerts, Listings.
+"""The workspace's pages: Review (home), Product, Price matrix, Competitors, Alerts, Listings, Matches.
 
 Server-rendered Jinja2 with htmx for partial updates; every value is escaped by the template
 environment. A page reads through the store's query functions (monitor/store/review.py,
@@ -441,6 +441,111 @@ def set_product(
             raise HTTPException(404, f"unknown SKU {sku!r}")
     state = "active again" if active == "1" else "deactivated: no more suggestions or sweeps for it"
     return _listings_page(request, sku, "", notice=f"Product {sku} {state}.")
+
+
+# --- Matches (the match review queue) ----------------------------------------------------------
+
+MATCHES_SHOWN = 100
+
+
+def _is_http_url(value: object) -> bool:
+    """Whether a scraped URL may be a link (http/https only: never javascript: or data:)."""
+    return isinstance(value, str) and value.lower().startswith(("http://", "https://"))
+
+
+environment.tests["http_url"] = _is_http_url
+MATCH_FILTERS = ("status", "competitor", "min_score")
+
+
+def _match_filters(values: dict[str, str]) -> dict[str, Any]:
+    """The queue's filters from the query or the form: status (default proposed), competitor, min_score."""
+    from monitor.matching.review import STATUSES
+
+    status = values.get("status", "proposed") or None
+    if status is not None and status not in STATUSES:
+        raise ReviewQueryError(f"status: expected one of {', '.join(STATUSES)} (or any), got {status!r}")
+    score = _decimal(values.get("min_score"), "min_score")
+    if score is not None and not 0 <= score <= 1:
+        raise ReviewQueryError(f"min_score: expected a score from 0 to 1, got {values.get('min_score')!r}")
+    return {
+        "status": status,
+        "competitor": values.get("competitor") or None,
+        "min_score": float(score) if score is not None else None,
+    }
+
+
+@router.get("/matches", response_class=HTMLResponse)
+def matches(request: Request, principal: Principal = require("viewer")) -> HTMLResponse:
+    from monitor.matching.review import list_matches, match_ids
+
+    values = dict(request.query_params)
+    values.setdefault("status", "proposed")
+    try:
+        filters = _match_filters(values)
+        offset = int(values.get("offset") or 0)
+        if offset < 0:
+            raise ValueError(f"offset: expected 0 or more, got {offset}")
+        with _store(request).session() as session:
+            total = len(match_ids(session, **filters))
+            rows = list_matches(session, **filters, limit=MATCHES_SHOWN, offset=offset)
+    except (PricemonError, ValueError) as exc:
+        return _bad_request(request, exc if isinstance(exc, PricemonError) else ReviewQueryError(str(exc)))
+    kept = {k: values[k] for k in MATCH_FILTERS if values.get(k) is not None}
+    after = offset + len(rows)
+    return render(
+        request,
+        "matches.html",
+        {
+            "rows": rows,
+            "total": total,
+            "values": values,
+            "competitors": [c.name for c in _settings(request).competitors],
+            "statuses": ("proposed", "accepted", "rejected"),
+            "offset": offset,
+            "next_query": urlencode({**kept, "offset": after}) if after < total else None,
+            "first_query": urlencode(kept) if offset else None,
+            "notice": _match_notice(values),
+        },
+    )
+
+
+def _match_notice(values: dict[str, str]) -> str | None:
+    """The outcome of the last decision, from the redirect's numbers (never free text)."""
+    done, count, skipped = values.get("done"), values.get("count", ""), values.get("skipped", "0")
+    if done in ("accepted", "rejected") and count.isdigit() and skipped.isdigit():
+        text = f"{count} match(es) {done}."
+        if int(skipped):
+            text += f" {skipped} could not be: see the CLI's `pricemon matches` or the API for why."
+        return text
+    return None
+
+
+@router.post("/matches/decide", response_class=HTMLResponse)
+async def decide_match_rows(request: Request, principal: Principal = require("admin")) -> Response:
+    from monitor.matching.review import decide_matches, match_ids
+
+    form = await request.form()
+    action = str(form.get("action"))
+    if action not in ("accept", "reject"):
+        return _bad_request(request, ReviewQueryError(f"action: expected accept or reject, got {action!r}"))
+    values = {k: str(form.get(k) or "") for k in MATCH_FILTERS}
+    try:
+        filters = _match_filters(values)
+        with _store(request).session() as session:
+            if form.get("scope") == "filtered":
+                ids = match_ids(session, **filters)
+            else:
+                ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()]
+            if not ids:
+                raise ReviewQueryError("nothing selected: tick some rows, or choose the whole filtered set")
+            result = decide_matches(
+                session, ids, action, by=principal.name, competitors=_settings(request).competitors, strict=False
+            )
+    except PricemonError as exc:
+        return _bad_request(request, exc)
+    done = "accepted" if action == "accept" else "rejected"
+    query = urlencode({**values, "done": done, "count": len(result.decided), "skipped": len(result.skipped)})
+    return RedirectResponse(f"/matches?{query}", status_code=303)
 
 
 # --- shared chart files -------------------------------------------------------------------------

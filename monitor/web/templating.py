@@ -18,6 +18,7 @@ NAVIGATION = (
     ("/competitors", "Competitors"),
     ("/alerts", "Alerts"),
     ("/listings", "Listings"),
+    ("/matches", "Matches"),
     ("/api/docs", "API"),
 )
 

@@ -27,6 +27,9 @@ REQUIRED = {
     ("post", "/api/v1/suggestions/approve"): "approver",
     ("post", "/api/v1/suggestions/reject"): "approver",
     ("post", "/api/v1/apply"): "approver",
+    ("get", "/api/v1/matches"): "viewer",
+    ("post", "/api/v1/matches/accept"): "admin",
+    ("post", "/api/v1/matches/reject"): "admin",
     ("get", "/api/v1/competitors"): "viewer",
     ("get", "/api/v1/sweeps"): "viewer",
     ("get", "/api/v1/sweeps/{sweep_id}"): "viewer",
@@ -45,6 +48,8 @@ BODIES = {
     "/api/v1/apply": {"dry_run": True},
     "/api/v1/sales": {"rows": []},
     "/api/v1/traffic": {"rows": []},
+    "/api/v1/matches/accept": {"ids": [999999]},  # no such match: 404, nothing changes
+    "/api/v1/matches/reject": {"ids": [999999]},
 }
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from monitor.web.api import catalog, demand, operations, suggestions, system
+from monitor.web.api import catalog, demand, matches, operations, suggestions, system
 from monitor.web.problems import API_PROBLEMS
 
 router = APIRouter(prefix="/api/v1", responses=API_PROBLEMS)
-for area in (system, catalog, suggestions, operations, demand):
+for area in (system, catalog, suggestions, matches, operations, demand):
     router.include_router(area.router)

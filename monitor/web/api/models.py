@@ -5,7 +5,7 @@ by the same validator as a competitor's URLs in the config."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
@@ -321,3 +321,73 @@ class DailyImport(Model):
     prices_from_history: int | None = Field(
         None, description="Sales rows without a price that got pricemon's applied price (sales only)."
     )
+# --- matches (the match review queue) ---
+
+MatchStatus = Literal["proposed", "accepted", "rejected"]
+MatchId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class MatchProduct(Model):
+    name: str
+    brand: str | None
+    mpn: str | None
+    gtin: str | None
+    price: Money
+    currency: str
+
+
+class MatchPage(Model):
+    url: str
+    status: str = Field(description="The page's state at the last look: ok, gone, ...")
+    name: str | None
+    brand: str | None
+    mpn: str | None
+    gtin: str | None = Field(description="GTIN-14, check digit verified.")
+    shop_sku: str | None
+    price: Money | None
+    currency: str | None
+    image_url: str | None
+
+
+class Match(Model):
+    id: int
+    status: MatchStatus
+    score: float
+    method: str = Field(description="gtin, mpn or title")
+    competitor: str
+    sku: str
+    product: MatchProduct
+    page: MatchPage
+    why: dict[str, Any] = Field(
+        description="agreed (identifiers), title_score, conflicts (attributes), price, review (conflicting matches)"
+    )
+    rematch: str | None = Field(description="Why an accepted match is proposed again (its page went away).")
+    decided_at: str | None
+    decided_by: str | None
+
+
+class MatchList(Model):
+    items: list[Match]
+    total: int = Field(description="Matches the filters select, on every page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class MatchDecision(Model):
+    """The matches to decide, by id."""
+
+    ids: list[MatchId] = Field(min_length=1, max_length=10000)
+
+
+class ListingsWritten(Model):
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+class MatchDecisionResult(Model):
+    decision: Literal["accept", "reject"]
+    by: str = Field(description="Who decided: the token's name, as recorded on each match.")
+    decided: list[int]
+    unchanged: list[int] = Field(description="Already in the state asked for.")
+    skipped: dict[str, str] = Field(description="Match id -> why it could not be decided.")
+    listings: ListingsWritten | None = Field(description="Listings written for the accepted matches.")
