@@ -18,7 +18,7 @@ from monitor.errors import NotFoundError, PricemonError
 from monitor.money import format_amount
 from monitor.settings import Competitor as CompetitorConfig
 from monitor.settings import check_http_url
-from monitor.store.catalog import set_listing_active, set_product_active, write_listings
+from monitor.store.catalog import listing_row, set_listing_active, set_product_active, write_listings
 from monitor.store.history import seen_until
 from monitor.store.models import Competitor, Listing, PriceHistory, Product, ScrapeRun
 
@@ -96,24 +96,7 @@ def product_detail(session: Session, sku: str) -> dict[str, Any]:
 
 
 def _listing(listing: Listing, sku: str, competitor: str, obs: PriceHistory | None, last_seen: Any) -> dict[str, Any]:
-    return {
-        "id": listing.id,
-        "sku": sku,
-        "competitor": competitor,
-        "url": listing.url,
-        "active": listing.active,
-        "price": format_amount(obs.price) if obs else None,
-        "currency": obs.currency if obs else None,
-        "in_stock": obs.in_stock if obs else None,
-        "observed_at": _iso(obs.observed_at) if obs else None,
-        "last_seen_at": _iso(last_seen) if obs else None,
-        "suspicious": obs.suspicious if obs else False,
-        "last_checked_at": _iso(listing.last_checked_at),
-        "last_outcome": listing.last_outcome,
-        "last_error": listing.last_error,
-        "consecutive_failures": listing.consecutive_failures,
-        "next_check_at": _iso(listing.next_check_at),
-    }
+    return listing_row(listing, sku, competitor, obs, last_seen)
 
 
 def listing_page(

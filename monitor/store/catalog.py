@@ -433,24 +433,31 @@ def listing_rows(
     if competitors:
         query = query.where(Competitor.name.in_(competitors))
     for listing, sku, competitor, obs, last_seen in session.execute(query.execution_options(yield_per=2000)):
-        yield {
-            "id": listing.id,
-            "sku": sku,
-            "competitor": competitor,
-            "url": listing.url,
-            "active": listing.active,
-            "price": format_amount(obs.price) if obs else None,
-            "currency": obs.currency if obs else None,
-            "in_stock": obs.in_stock if obs else None,
-            "observed_at": _iso(obs.observed_at) if obs else None,
-            "last_seen_at": _iso(last_seen) if obs else None,
-            "suspicious": obs.suspicious if obs else False,
-            "last_checked_at": _iso(listing.last_checked_at),
-            "last_outcome": listing.last_outcome,
-            "last_error": listing.last_error,
-            "consecutive_failures": listing.consecutive_failures,
-            "next_check_at": _iso(listing.next_check_at),
-        }
+        yield listing_row(listing, sku, competitor, obs, last_seen)
+
+
+def listing_row(
+    listing: Listing, sku: str, competitor: str, obs: PriceHistory | None, last_seen: Any
+) -> dict[str, Any]:
+    """One listing with its latest observation, as `pricemon listings --json` and the API show it."""
+    return {
+        "id": listing.id,
+        "sku": sku,
+        "competitor": competitor,
+        "url": listing.url,
+        "active": listing.active,
+        "price": format_amount(obs.price) if obs else None,
+        "currency": obs.currency if obs else None,
+        "in_stock": obs.in_stock if obs else None,
+        "observed_at": _iso(obs.observed_at) if obs else None,
+        "last_seen_at": _iso(last_seen) if obs else None,
+        "suspicious": obs.suspicious if obs else False,
+        "last_checked_at": _iso(listing.last_checked_at),
+        "last_outcome": listing.last_outcome,
+        "last_error": listing.last_error,
+        "consecutive_failures": listing.consecutive_failures,
+        "next_check_at": _iso(listing.next_check_at),
+    }
 
 
 def history_rows(session: Session, sku: str) -> list[dict[str, Any]]:
