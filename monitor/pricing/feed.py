@@ -10,7 +10,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +29,29 @@ from monitor.settings import FeedSettings
 logger = logging.getLogger(__name__)
 
 FEED_COLUMNS = ("sku", "price", "currency", "updated_at")
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one writer of the feed at a time is then the user's to keep
+    fcntl = None  # type: ignore[assignment]
+
+
+@contextmanager
+def csv_feed_lock(path: Path) -> Iterator[None]:
+    """Hold the lock of the feed file's folder (flock), across processes and threads alike.
+
+    Taken before the snapshot is read and held until it replaced the file: otherwise a writer
+    that read before another process's apply committed can replace the file after that process
+    wrote its newer snapshot, and the feed keeps the old prices until the next write. The folder
+    is locked rather than a lock file beside the feed, so nothing but the feed is left there.
+    """
+    folder = os.open(Path(path).parent, os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            fcntl.flock(folder, fcntl.LOCK_EX)  # released when the descriptor is closed
+        yield
+    finally:
+        os.close(folder)
 
 
 def write_csv_feed(path: Path, rows: Iterable[tuple[str, Decimal, str, datetime]]) -> int:

@@ -21,7 +21,7 @@ from monitor.demand.simulate import Totals, simulate
 from monitor.money import format_amount
 from monitor.pricing import HistoryPoint, Product, market_median
 from monitor.pricing.engine import Outcome, PricingEngine, PricingItem, filter_offers, rank_of
-from monitor.pricing.feed import post_changes, webhook_headers, write_csv_feed
+from monitor.pricing.feed import csv_feed_lock, post_changes, webhook_headers, write_csv_feed
 from monitor.pricing.loader import StrategyManager
 from monitor.settings import FeedSettings, Settings
 from monitor.store.database import Store
@@ -258,7 +258,8 @@ def send_feed(settings: Settings, store: Store) -> FeedSummary:
     summary = FeedSummary()
     if feed.csv_path is not None:
         try:
-            with store.session() as session:
+            # The snapshot is read under the lock, so the last writer's is the newest.
+            with csv_feed_lock(feed.csv_path), store.session() as session:
                 summary.csv_rows = write_csv_feed(feed.csv_path, price_feed_rows(session))
             summary.csv_path = str(feed.csv_path)
         except OSError as exc:
