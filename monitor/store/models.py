@@ -360,14 +360,17 @@ def suggestion_change_size() -> Any:
 
 
 Index("ix_suggestions_review_change", Suggestion.status, suggestion_change_size(), Suggestion.id)
-# the review queue's totals and strategy choices, read from the index alone (migration 0009_review_idx)
+# the review queue's totals (count, expected profit per currency) and strategy choices, read from the
+# index alone, in currency order (migration 0011_review_totals)
 Index(
-    "ix_suggestions_review_cover",
+    "ix_suggestions_review_totals",
     Suggestion.status,
+    Suggestion.currency,
     Suggestion.product_id,
     Suggestion.current_price,
     Suggestion.suggested_price,
     Suggestion.strategy,
+    Suggestion.expected_profit_change,
 )
 
 

