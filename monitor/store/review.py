@@ -345,26 +345,28 @@ class ReviewTotals:
 
 
 def review_totals(session: Session, filters: ReviewFilters) -> ReviewTotals:
-    """The filtered set's size and summed expected profit change, in one pass.
+    """The filtered set's size and summed expected profit change.
 
-    One query grouped by currency walks ix_suggestions_review_totals (status, currency, ...) in
-    group order, so neither the count nor the sums read a suggestion's row: 21 ms of CPU on SQLite
-    for 172,505 pending suggestions, where a count and a separate sum took 12 + 295 ms.
+    Two queries, each answered from an index (migration 0011_review_totals): the count, and the sums
+    over just the rows that have a figure. One query grouped by currency would have to sort every
+    row of the set by currency (SQLite: 44 ms for 172,505 pending suggestions, against 6 + 0).
     """
     figure = Suggestion.expected_profit_change
-    columns = (Suggestion.currency, func.count(), func.sum(figure), func.count(figure))
     if _needs_product(filters):
-        query = _base(filters).add_columns(*columns)
-    else:
-        query = select(*columns).where(*_where(filters))
-    query = query.group_by(Suggestion.currency).order_by(Suggestion.currency)
-    count = with_figure = 0
+        count_query = _base(filters).add_columns(func.count())
+        sums_query = _base(filters).add_columns(Suggestion.currency, func.sum(figure), func.count(figure))
+    else:  # no join of 172,800 products
+        count_query = select(func.count()).select_from(Suggestion).where(*_where(filters))
+        sums_query = select(Suggestion.currency, func.sum(figure), func.count(figure)).where(*_where(filters))
+    count = int(session.execute(count_query).scalar_one())
     sums: dict[str, Decimal] = {}
-    for currency, rows, total, figures in session.execute(query):
-        count += int(rows)
+    with_figure = 0
+    for currency, total, figures in session.execute(
+        sums_query.where(figure.is_not(None)).group_by(Suggestion.currency).order_by(Suggestion.currency)
+    ):
         with_figure += int(figures)
         amount = _money(total)
-        if figures and amount is not None:
+        if amount is not None:
             # SQLite sums the stored floats: back to the column's places
             sums[currency] = amount.quantize(MONEY_PLACES)
     return ReviewTotals(count, sums, with_figure)
