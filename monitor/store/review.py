@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -449,8 +449,6 @@ def _newest_offers(session: Session, product_ids: Sequence[int]) -> dict[int, tu
 
 
 def _utc(value: Any) -> datetime | None:
-    from datetime import UTC
-
     if value is None:
         return None
     if isinstance(value, str):
@@ -528,18 +526,21 @@ def _row(r: Any, newest: tuple[int, datetime | None] | None) -> ReviewRow:
     )
 
 
+#: the fields of a row's JSON, in order (its stored details stay inside)
+_JSON_FIELDS = tuple(name for name in ReviewRow.__dataclass_fields__ if name != "details")
+
+
 def row_to_json(row: ReviewRow) -> dict[str, Any]:
     """A row as JSON-ready values (money as strings, times as ISO 8601)."""
     out: dict[str, Any] = {}
-    for name in ReviewRow.__dataclass_fields__:
-        if name == "details":
-            continue
+    for name in _JSON_FIELDS:
         value = getattr(row, name)
-        if isinstance(value, Decimal):
+        kind = type(value)  # exact types: this runs for every field of every row of every page
+        if kind is Decimal:
             value = str(value)
-        elif isinstance(value, datetime):
+        elif kind is datetime:
             value = value.isoformat()
-        elif isinstance(value, tuple):
+        elif kind is tuple:
             value = list(value)
         out[name] = value
     out["reason"] = row.reason
