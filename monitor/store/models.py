@@ -360,7 +360,8 @@ def suggestion_change_size() -> Any:
 
 
 Index("ix_suggestions_review_change", Suggestion.status, suggestion_change_size(), Suggestion.id)
-# the review queue's totals and strategy choices, read from the index alone (migration 0009_review_idx)
+# the review queue's totals, strategy choices and product-filtered counts, read from the index
+# alone (migrations 0009_review_idx, 0011_review_totals)
 Index(
     "ix_suggestions_review_cover",
     Suggestion.status,
@@ -368,7 +369,11 @@ Index(
     Suggestion.current_price,
     Suggestion.suggested_price,
     Suggestion.strategy,
+    Suggestion.currency,
+    Suggestion.expected_profit_change,
 )
+# the rows with an expected profit figure, in one range (migration 0011_review_totals)
+Index("ix_suggestions_review_profit", Suggestion.status, Suggestion.expected_profit_change, Suggestion.currency)
 
 
 class PriceChange(Base):
@@ -491,6 +496,7 @@ class MatchCandidate(Base):
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(100))
 
+
 class ApiToken(Base):
     """A bearer token of the web app and its API: only the SHA-256 of the token is kept."""
 
@@ -504,6 +510,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
 
 class SalesDay(Base):
     """Our own sales of one product on one day (imported): units sold, revenue, and the price charged."""

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from monitor.store.history import FAILURE_OUTCOMES, counts_as_offer, seen_until
 from monitor.store.models import Competitor, Listing, PriceChange, PriceHistory, Product, ScrapeRun, Suggestion
+from monitor.store.review import ReviewFilters, review_totals
 
 CHUNK = 900  # stay below SQLite's bound-parameter limit in IN (...) lists
 
@@ -163,26 +164,9 @@ def pending_totals(session: Session) -> PendingTotals:
         if current > 0:
             changes.append((suggested - current) * 100 / current)
     median = _median(changes).quantize(PERCENT, ROUND_HALF_UP) if changes else None
-    with_model, totals = expected_profit_totals(session)
-    return PendingTotals(len(changes), raises, cuts, median, with_model, totals)
-
-
-def expected_profit_totals(session: Session, *, status: str | None = "pending") -> tuple[int, dict[str, Decimal]]:
-    """How many suggestions (of `status`; None: all) carry an expected profit change, and its sum
-    per day by currency, in SQL."""
-    query = (
-        select(Suggestion.currency, func.count(), func.sum(Suggestion.expected_profit_change))
-        .where(Suggestion.expected_profit_change.is_not(None))
-        .group_by(Suggestion.currency)
-        .order_by(Suggestion.currency)
-    )
-    if status is not None:
-        query = query.where(Suggestion.status == status)
-    count, totals = 0, {}
-    for currency, n, total in session.execute(query):
-        count += n
-        totals[currency] = Decimal(str(total)).quantize(Decimal("0.01"), ROUND_HALF_UP)
-    return count, totals
+    queue = review_totals(session, ReviewFilters(status="pending"))
+    totals = {c: v.quantize(Decimal("0.01"), ROUND_HALF_UP) for c, v in queue.expected_profit.items()}
+    return PendingTotals(len(changes), raises, cuts, median, queue.with_profit_figure, totals)
 
 
 def market_position(session: Session) -> dict[str, int]:
@@ -280,8 +264,9 @@ def pending_suggestions(session: Session, *, limit: int | None = None) -> Iterat
         )
         .join(Product, Suggestion.product_id == Product.id)
         .where(Suggestion.status == "pending")
-        .order_by(case((profit.is_(None), 1), else_=0), func.abs(profit).desc(), impact.desc(), Product.sku,
-                  Suggestion.id)
+        .order_by(
+            case((profit.is_(None), 1), else_=0), func.abs(profit).desc(), impact.desc(), Product.sku, Suggestion.id
+        )
     )
     if limit is not None:
         query = query.limit(limit)

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -133,7 +133,7 @@ class ReviewRow:
 @dataclass(frozen=True)
 class ReviewPage:
     rows: list[ReviewRow]
-    total: int  # rows the filters select, on every page
+    total: int | None  # rows the filters select, on every page (None: not counted)
     next_cursor: str | None  # None: this is the last page
     sort: str
     descending: bool
@@ -189,9 +189,10 @@ def _like(text: str) -> str:
 
 class _ContainsFolded(FunctionElement[bool]):
     """`column` LIKE `pattern` (lower-case, escaped with a backslash) ignoring case, as each backend
-    does it best: ILIKE on PostgreSQL; plain LIKE on SQLite, which already ignores ASCII case (its
-    lower() folds only ASCII too, so the rows are the same) without a lower() call per row, which was
-    half the cost of counting a text search over 172,800 products."""
+    does it best: plain LIKE on SQLite, which already ignores ASCII case (its lower() folds only ASCII
+    too, so the rows are the same) without a lower() call per row, which was half the cost of counting
+    a text search over 172,800 products; lower() LIKE elsewhere, which PostgreSQL runs in 60% of the
+    time of ILIKE (one core, 172,800 products, sku and name: 72 against 122 ms)."""
 
     type = Boolean()
     inherit_cache = True
@@ -207,12 +208,6 @@ def _contains_folded_sql(element: _ContainsFolded, compiler: Any, **kw: Any) -> 
 def _contains_folded_sqlite(element: _ContainsFolded, compiler: Any, **kw: Any) -> str:
     column, pattern = (compiler.process(c, **kw) for c in element.clauses)
     return f"({column} LIKE {pattern} ESCAPE '\\')"
-
-
-@compiles(_ContainsFolded, "postgresql")
-def _contains_folded_postgresql(element: _ContainsFolded, compiler: Any, **kw: Any) -> str:
-    column, pattern = (compiler.process(c, **kw) for c in element.clauses)
-    return f"({column} ILIKE {pattern} ESCAPE '\\')"
 
 
 def _where(filters: ReviewFilters) -> list[ColumnElement[bool]]:
@@ -325,44 +320,57 @@ def review_page(
     if more and rows:
         last = rows[-1]
         next_cursor = encode_cursor(sort, descending, _cursor_value(last.sort_key), last.id)
-    total = count_rows(session, filters) if with_total else -1
-    profit, with_figure = profit_totals(session, filters) if with_total else ({}, 0)
-    return ReviewPage(page_rows, total, next_cursor, sort, descending, profit, with_figure)
+    if not with_total:
+        return ReviewPage(page_rows, None, next_cursor, sort, descending)
+    totals = review_totals(session, filters)
+    return ReviewPage(
+        page_rows, totals.count, next_cursor, sort, descending, totals.expected_profit, totals.with_profit_figure
+    )
 
 
-def profit_totals(session: Session, filters: ReviewFilters) -> tuple[dict[str, Decimal], int]:
-    """The filtered set's summed expected profit change per currency, and how many rows had one."""
+@dataclass(frozen=True)
+class ReviewTotals:
+    """What the whole filtered set adds up to."""
+
+    count: int
+    #: summed expected profit change per day, per currency (rows without a figure left out)
+    expected_profit: dict[str, Decimal]
+    #: how many rows have an expected profit change
+    with_profit_figure: int
+
+
+def review_totals(session: Session, filters: ReviewFilters) -> ReviewTotals:
+    """The filtered set's size and summed expected profit change.
+
+    Two queries, each answered from an index (migration 0011_review_totals): the count, and the sums
+    over just the rows that have a figure. One query grouped by currency would have to sort every
+    row of the set by currency (SQLite: 44 ms for 172,505 pending suggestions, against 6 + 0).
+    """
     figure = Suggestion.expected_profit_change
-    columns = (Suggestion.currency, func.sum(figure), func.count(figure))
     if _needs_product(filters):
-        query = _base(filters).add_columns(*columns)
-    else:
-        query = select(*columns).where(*_where(filters))
-    query = query.where(figure.is_not(None)).group_by(Suggestion.currency).order_by(Suggestion.currency)
-    totals: dict[str, Decimal] = {}
-    counted = 0
-    for currency, total, count in session.execute(query):
+        count_query = _base(filters).add_columns(func.count())
+        sums_query = _base(filters).add_columns(Suggestion.currency, func.sum(figure), func.count(figure))
+    else:  # no join of 172,800 products
+        count_query = select(func.count()).select_from(Suggestion).where(*_where(filters))
+        sums_query = select(Suggestion.currency, func.sum(figure), func.count(figure)).where(*_where(filters))
+    count = int(session.execute(count_query).scalar_one())
+    sums: dict[str, Decimal] = {}
+    with_figure = 0
+    for currency, total, figures in session.execute(
+        sums_query.where(figure.is_not(None)).group_by(Suggestion.currency).order_by(Suggestion.currency)
+    ):
+        with_figure += int(figures)
         amount = _money(total)
         if amount is not None:
             # SQLite sums the stored floats: back to the column's places
-            totals[currency] = amount.quantize(MONEY_PLACES)
-        counted += int(count)
-    return totals, counted
+            sums[currency] = amount.quantize(MONEY_PLACES)
+    return ReviewTotals(count, sums, with_figure)
 
 
 def _cursor_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     return value
-
-
-def count_rows(session: Session, filters: ReviewFilters) -> int:
-    if _needs_product(filters):
-        query = _base(filters).add_columns(func.count(Suggestion.id))
-    else:
-        # Counted on ix_suggestions_status_product alone: no join of 172,800 products for the total.
-        query = select(func.count(Suggestion.id)).where(*_where(filters))
-    return int(session.execute(query).scalar_one())
 
 
 def _needs_product(filters: ReviewFilters) -> bool:
@@ -436,8 +444,6 @@ def _newest_offers(session: Session, product_ids: Sequence[int]) -> dict[int, tu
 
 
 def _utc(value: Any) -> datetime | None:
-    from datetime import UTC
-
     if value is None:
         return None
     if isinstance(value, str):
@@ -515,18 +521,21 @@ def _row(r: Any, newest: tuple[int, datetime | None] | None) -> ReviewRow:
     )
 
 
+#: the fields of a row's JSON, in order (its stored details stay inside)
+_JSON_FIELDS = tuple(name for name in ReviewRow.__dataclass_fields__ if name != "details")
+
+
 def row_to_json(row: ReviewRow) -> dict[str, Any]:
     """A row as JSON-ready values (money as strings, times as ISO 8601)."""
     out: dict[str, Any] = {}
-    for name in ReviewRow.__dataclass_fields__:
-        if name == "details":
-            continue
+    for name in _JSON_FIELDS:
         value = getattr(row, name)
-        if isinstance(value, Decimal):
+        kind = type(value)  # exact types: this runs for every field of every row of every page
+        if kind is Decimal:
             value = str(value)
-        elif isinstance(value, datetime):
+        elif kind is datetime:
             value = value.isoformat()
-        elif isinstance(value, tuple):
+        elif kind is tuple:
             value = list(value)
         out[name] = value
     out["reason"] = row.reason

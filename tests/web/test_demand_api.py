@@ -131,7 +131,7 @@ def test_suggestions_and_review_page_show_expected_profit_and_its_filtered_total
                 .values(expected_profit_change=figure)
             )
     with served.client("viewer") as viewer:
-        page = viewer.get("/api/v1/suggestions", params={"limit": 2}).json()
+        page = viewer.get("/api/v1/suggestions", params={"limit": 2, "include_total": 1}).json()
         assert page["total"] >= 4 and len(page["items"]) == 2
         # the total is the whole filtered set's, not this page's
         assert page["expected_profit_total"] == {"EUR": "14.25"} and page["with_profit_figure"] == 3
@@ -139,9 +139,9 @@ def test_suggestions_and_review_page_show_expected_profit_and_its_filtered_total
         shown = {s["sku"]: s["expected_profit_change"] for s in every}
         assert {k: shown[k] for k in figures} == {"A-1": "12.50", "B-2": "-2.25", "D-4": "4.00"}
         assert all(v is None for k, v in shown.items() if k not in figures)
-        kitchen = viewer.get("/api/v1/suggestions", params={"tag": "kitchen"}).json()
+        kitchen = viewer.get("/api/v1/suggestions", params={"tag": "kitchen", "include_total": 1}).json()
         assert kitchen["expected_profit_total"] == {"EUR": "10.25"} and kitchen["with_profit_figure"] == 2
-        office = viewer.get("/api/v1/suggestions", params={"tag": "office"}).json()
+        office = viewer.get("/api/v1/suggestions", params={"tag": "office", "include_total": 1}).json()
         assert office["expected_profit_total"] == {} and office["with_profit_figure"] == 0
         html = viewer.get("/", params={"tag": "kitchen"}, headers={"Accept": "text/html"}).text
     head, table = html.split('id="review-table"')

@@ -129,11 +129,17 @@ class Suggestion(Model):
 
 class SuggestionPage(Model):
     items: list[Suggestion]
-    total: int = Field(description="Suggestions the filters select, on every page.")
-    expected_profit_total: dict[str, Money] = Field(
-        description="The filtered set's expected profit change per day, summed per currency (every page)."
+    total: int | None = Field(
+        description="Suggestions the filters select (null unless `include_total=true`: counting reads the "
+        "whole filtered set)."
     )
-    with_profit_figure: int = Field(description="How many of the filtered set have an expected profit change.")
+    expected_profit_total: dict[str, Money] | None = Field(
+        description="The filtered set's expected profit change per day, summed per currency "
+        "(null unless `include_total=true`)."
+    )
+    with_profit_figure: int | None = Field(
+        description="How many of the filtered set have an expected profit change (null unless `include_total=true`)."
+    )
     next_cursor: str | None
     sort: str
     descending: bool
@@ -321,6 +327,8 @@ class DailyImport(Model):
     prices_from_history: int | None = Field(
         None, description="Sales rows without a price that got pricemon's applied price (sales only)."
     )
+
+
 # --- matches (the match review queue) ---
 
 MatchStatus = Literal["proposed", "accepted", "rejected"]

@@ -41,6 +41,11 @@ def list_suggestions(
     descending: bool = True,
     cursor: Cursor = None,
     limit: Limit = None,
+    include_total: bool = Query(
+        False,
+        description="Also count the whole filtered set and sum its expected profit change: it reads every row "
+        "the filters select (tens of ms at 100,000 rows), so a client paging through asks once.",
+    ),
     principal: Principal = require("viewer"),
 ) -> models.SuggestionPage:
     filters = ReviewFilters(
@@ -56,13 +61,21 @@ def list_suggestions(
     )
     with store_of(request).session() as session:
         page = review_page(
-            session, filters, sort=sort, descending=descending, cursor=cursor, limit=page_limit(request, limit)
+            session,
+            filters,
+            sort=sort,
+            descending=descending,
+            cursor=cursor,
+            limit=page_limit(request, limit),
+            with_total=include_total,
         )
     return models.SuggestionPage(
         items=[_suggestion(r) for r in page.rows],
         total=page.total,
-        expected_profit_total={c: format_amount(v) for c, v in page.expected_profit_total.items()},
-        with_profit_figure=page.with_profit_figure,
+        expected_profit_total={c: format_amount(v) for c, v in page.expected_profit_total.items()}
+        if include_total
+        else None,
+        with_profit_figure=page.with_profit_figure if include_total else None,
         next_cursor=page.next_cursor,
         sort=page.sort,
         descending=page.descending,
