@@ -8,6 +8,7 @@ process tree, price-history rows before and after), so the numbers are what a us
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
@@ -342,7 +343,31 @@ def judge_cluster(in_process: BackendRun, cluster: BackendRun) -> Target | None:
     )
 
 
-def run_scrapy(inputs: RunInputs, out_dir: Path, pages: int) -> tuple[Step, Path]:
+def sample_listings(listings_csv: Path, out_path: Path, pages: int) -> set[tuple[str, str]]:
+    """Write the first `pages` / shops listings of every shop (file order) to `out_path`; return
+    their (competitor, sku) keys. Every shop keeps its share, so the sample is crawled with the same
+    per-shop politeness and the same mix of page styles as the whole web, and its pages/s and CPU
+    per page compare with a full sweep's."""
+    with listings_csv.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or ())
+        rows = list(reader)
+    shops = sorted({row["competitor"] for row in rows})
+    share = max(1, -(-pages // max(1, len(shops))))  # ceiling
+    taken: dict[str, int] = {}
+    chosen = []
+    for row in rows:
+        if taken.get(row["competitor"], 0) < share:
+            taken[row["competitor"]] = taken.get(row["competitor"], 0) + 1
+            chosen.append(row)
+    with out_path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(chosen)
+    return {(row["competitor"], row["sku"]) for row in chosen}
+
+
+def run_scrapy(inputs: RunInputs, out_dir: Path, pages: int, listings_csv: Path | None = None) -> tuple[Step, Path]:
     out_path = out_dir / "scrapy-items.jsonl"
     command = [
         sys.executable,
@@ -351,7 +376,7 @@ def run_scrapy(inputs: RunInputs, out_dir: Path, pages: int) -> tuple[Step, Path
         "--config",
         str(inputs.config_path),
         "--listings",
-        str(inputs.listings_csv),
+        str(listings_csv or inputs.listings_csv),
         "--out",
         str(out_path),
     ]
@@ -603,9 +628,16 @@ def _run_steps(
             else:
                 result.backends.append(run_backend(backend, web, inputs, database_url))
     if not args.skip_scrapy and first_inputs is not None:
-        result.scrapy, items = run_scrapy(first_inputs, work, web.page_count)
+        truth = web.read_truth()
+        if args.scrapy_pages and args.scrapy_pages < web.page_count:
+            sample = work / "scrapy-listings.csv"
+            keys = sample_listings(first_inputs.listings_csv, sample, args.scrapy_pages)
+            truth = {key: row for key, row in truth.items() if key in keys}
+            result.scrapy, items = run_scrapy(first_inputs, work, len(keys), sample)
+        else:
+            result.scrapy, items = run_scrapy(first_inputs, work, web.page_count)
         if result.scrapy.returncode == 0:
-            result.scrapy_accuracy = compare_to_truth(observations_from_jsonl(items), web.read_truth())
+            result.scrapy_accuracy = compare_to_truth(observations_from_jsonl(items), truth)
     for backend_run in result.backends:
         backend_run.targets = judge(backend_run, result.scrapy)
     if args.cluster and len(result.backends) == 2:
@@ -735,6 +767,12 @@ def render_markdown(result: BenchResult) -> str:
     if result.scrapy_accuracy:
         a = result.scrapy_accuracy
         lines.append(f"- Scrapy baseline accuracy (same extract()): {a.correct:,}/{a.total:,} = {a.percent}")
+        if result.scrapy and result.scrapy.pages and result.scrapy.pages < result.pages:
+            lines.append(
+                f"- The Scrapy baseline crawled a sample (`--scrapy-pages`): {result.scrapy.pages:,} of the"
+                f" {result.pages:,} pages, every shop's first {result.scrapy.pages // max(1, result.shops):,},"
+                " under the same per-shop limits; its pages/s and CPU per page are over that sample."
+            )
     for backend in result.backends:
         for target in backend.targets:
             lines.append(
@@ -749,8 +787,12 @@ def render_markdown(result: BenchResult) -> str:
     if result.web:
         from bench.web import render_markdown as render_web
 
-        lines += ["", render_web(result.web, connections=result.web_connections, seconds=result.web_seconds,
-                                 heading=None).rstrip("\n")]
+        lines += [
+            "",
+            render_web(result.web, connections=result.web_connections, seconds=result.web_seconds, heading=None).rstrip(
+                "\n"
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -829,6 +871,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="PostgreSQL server (no database)")
     parser.add_argument("--skip-scrapy", action="store_true", help="do not run the Scrapy baseline")
+    parser.add_argument(
+        "--scrapy-pages",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the Scrapy baseline on N pages only (every shop's first N/shops): over a slow link a full"
+        " Scrapy sweep takes far longer than pricemon's, and pages/s and CPU per page need no more",
+    )
     parser.add_argument("--skip-web", action="store_true", help="do not benchmark the review workspace")
     parser.add_argument("--web-connections", type=int, default=4, help="web step: concurrent connections")
     parser.add_argument("--web-seconds", type=float, default=20.0, help="web step: measured seconds per scenario")

@@ -33,6 +33,8 @@ def test_runner_end_to_end_on_sqlite(bench_cache: Path, tmp_path: Path) -> None:
             "4",
             "--web-seconds",
             "1",
+            "--scrapy-pages",  # Scrapy crawls every shop's first 10 pages
+            "30",
             "--cache-dir",
             str(bench_cache),
             "--results",
@@ -56,13 +58,15 @@ def test_runner_end_to_end_on_sqlite(bench_cache: Path, tmp_path: Path) -> None:
     assert steps["scrape (full sweep)"]["history_rows_added"] == 180
     assert steps["scrape (unchanged)"]["history_rows_added"] == 0
     assert steps["scrape (full sweep)"]["cpu_seconds"] > 0  # the workers, waited for by pricemon
-    assert data["scrapy_accuracy_ratio"] == 1.0
+    assert data["scrapy_accuracy_ratio"] == 1.0  # over its sample, against the sample's truth
     if Path("/dev/shm").is_dir():  # pages served from a tmpfs copy, removed afterwards
         assert data["served_from"].startswith("memory (a copy in /dev/shm/"), data["served_from"]
         assert not Path(data["served_from"].split()[4].rstrip(",")).exists()
     section = results.read_text()
     assert "3 shops x 60 products = 180 pages" in section
     assert "PASS" in section or "MISS" in section
+    assert "Scrapy baseline accuracy (same extract()): 30/30 = 100.00%" in section
+    assert "a sample (`--scrapy-pages`): 30 of the 180 pages, every shop's first 10" in section
     # The review workspace step: served and measured on a 180-product store, or skipped saying why.
     (web,) = data["web"]
     if web["skipped"] is None:
