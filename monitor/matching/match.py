@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from monitor.matching.attributes import Attributes, conflicts, title_attributes
 from monitor.matching.identifiers import normalize_brand, normalize_gtin, normalize_mpn
 from monitor.settings import MatchingSettings
+from monitor.store.database import begin_write
 from monitor.store.models import Competitor, DiscoveredPage, MatchCandidate, Product, utcnow
 
 logger = logging.getLogger(__name__)
@@ -253,6 +254,16 @@ class Matcher:
             if scored.score >= self.settings.min_score:
                 results.append(scored)
         return results
+
+
+def lock_competitor(session: Session, competitor_id: int) -> None:
+    """Take the competitor's discovery lock for the rest of the transaction: two discoveries (or
+    matchings) of one competitor write its pages and candidates one after the other. SQLite has
+    one writer anyway (its write lock, taken now); a server database locks the competitor's row."""
+    if session.get_bind().dialect.name == "sqlite":
+        begin_write(session)
+    else:
+        session.execute(select(Competitor.id).where(Competitor.id == competitor_id).with_for_update())
 
 
 def load_products(session: Session) -> list[ProductRecord]:

@@ -406,11 +406,11 @@ def describe_why(why: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
-def flag_rematch(session: Session, page: DiscoveredPage, reason: str) -> int:
+def flag_rematch(session: Session, page_id: int, reason: str) -> int:
     """The page went away or shows another product: its accepted match is proposed for
     re-matching (status proposed, `rematch` says why); its other proposals are dropped."""
     flagged = 0
-    for candidate in session.scalars(select(MatchCandidate).where(MatchCandidate.page_id == page.id)):
+    for candidate in session.scalars(select(MatchCandidate).where(MatchCandidate.page_id == page_id)):
         if candidate.status == "accepted":
             candidate.status = "proposed"
             candidate.rematch = reason[:500]
