@@ -17,11 +17,11 @@ from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 from protego import Protego
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -267,7 +267,7 @@ _WRITTEN = (
     "status", "http_status", "error", "name", "brand", "mpn", "gtin", "shop_sku", "price", "currency", "image_url",
     "fingerprint", "needs_matching", "checked_at", "changed_at",
 )  # fmt: skip
-_PAGES = DiscoveredPage.__table__
+_PAGES = cast(Table, DiscoveredPage.__table__)
 _UPDATE_PAGE = update(_PAGES).where(_PAGES.c.id == bindparam("b_id")).values({c: bindparam(f"b_{c}") for c in _WRITTEN})
 
 
