@@ -34,3 +34,61 @@ def test_discover_match_accept_and_rematch(database_url: str, tmp_path: Path, ma
     assert pricemon("discover", "acme", "--json").json()["rematch"] == 1
     rematch = [m for m in pricemon("matches", "--json").json() if m["rematch"]]
     assert [(m["sku"], m["status"], m["page"]["status"]) for m in rematch] == [("SSD-1", "proposed", "gone")]
+
+
+def test_two_discoveries_of_one_shop_at_once(database_url: str, tmp_path: Path, matching_shop) -> None:
+    """Two `pricemon discover` processes on one database: both finish, the pages are stored once
+    and every product gets one accepted page (each writes under the competitor's lock)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import threading
+    from collections.abc import Callable
+
+    from tests.reliability.conftest import sql
+    from tests.scrape.conftest import Reply
+
+    config = tmp_path / "pricemon.toml"
+    config.write_text(
+        f'[scrape]\nretries = 0\n[[competitors]]\nname = "acme"\nbase_url = "{matching_shop.base}"\nmin_delay = "0s"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "products.csv").write_text(PRODUCTS_CSV, encoding="utf-8")
+    pricemon = Pricemon(config=config, database_url=database_url)
+    pricemon("db", "upgrade")
+    pricemon("import", "products", str(tmp_path / "products.csv"))
+    # Each product page waits until both discoveries asked for it: they store and match together.
+    both = threading.Barrier(2, timeout=60)
+
+    def served_to_both(page: str) -> Callable[[object], Reply]:
+        def reply(_handler: object) -> Reply:
+            both.wait()
+            return Reply(body=page)
+
+        return reply
+
+    for item in ITEMS:
+        path = f"/p/{item.slug}"
+        matching_shop.pages[path] = served_to_both(matching_shop.pages[path])
+    exe = Path(sys.executable).with_name("pricemon")
+    command = [str(exe), "--config", str(config), "--database-url", database_url, "discover", "acme", "--json"]
+    runs = [
+        subprocess.Popen(command, cwd=tmp_path, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    for run, (_out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err.decode()
+    summaries = [json.loads(out) for out, _ in outputs]
+    assert all(s["products"] == len(ITEMS) for s in summaries)
+    assert sum(s["new"] for s in summaries) == len(ITEMS)  # one stored them, the other found them stored
+    assert sum(s["match"]["auto_accepted"] for s in summaries) == 3
+    assert sql(database_url, "SELECT count(*), count(DISTINCT url) FROM discovered_pages") == [(len(ITEMS), len(ITEMS))]
+    assert sql(database_url, "SELECT count(*) FROM discovered_pages WHERE needs_matching") == [(0,)]
+    accepted = sql(
+        database_url, "SELECT product_id, count(*) FROM match_candidates WHERE status = 'accepted' GROUP BY 1"
+    )
+    assert len(accepted) == 3 and all(n == 1 for _, n in accepted)
+    listings = {row["sku"] for row in pricemon("listings", "--json").json()}
+    assert listings == {"XM4-B", "XM4-S", "DRILL"}
