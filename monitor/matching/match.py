@@ -80,7 +80,6 @@ class ProductRecord:
     # what scoring reads of the product on every page, computed once by the Matcher
     brand_key: str | None = None
     words: frozenset[str] = frozenset()
-    words_weight: float = 0.0
 
 
 @dataclass(slots=True)
@@ -112,8 +111,7 @@ class Matcher:
         self.by_mpn: dict[str, list[int]] = defaultdict(list)
         self.by_word: dict[str, list[int]] = defaultdict(list)
         for product in products:
-            product.title = normalize_title(f"{product.brand or ''} {product.name}")
-            product.attributes = title_attributes(product.name)
+            product.title, product.attributes = _product_reading(product.brand, product.name)
             self.products[product.id] = product
             if product.gtin:
                 self.by_gtin[product.gtin].append(product.id)
@@ -123,10 +121,12 @@ class Matcher:
                 self.by_word[word].append(product.id)
         total = max(len(self.products), 1)
         self.idf = {w: math.log(total / len(ids)) + 0.01 for w, ids in self.by_word.items()}
+        # the weight of each product's title words, by this catalogue's (or subset's) rarity
+        self.words_weight: dict[int, float] = {}
         for product in self.products.values():
             product.brand_key = normalize_brand(product.brand)
             product.words = frozenset(product.title.split())
-            product.words_weight = sum(self.idf.get(w, UNKNOWN_WORD) for w in product.words)
+            self.words_weight[product.id] = sum(self.idf.get(w, UNKNOWN_WORD) for w in product.words)
 
     def score(self, page: PageRecord) -> list[Scored]:
         """The products `page` may be, best first, each scoring at least `min_score`."""
@@ -193,7 +193,7 @@ class Matcher:
         its abbreviations) weigh little, so extra words cost less than missing ones."""
         weight = self.idf.get
         shared = sum(weight(w, UNKNOWN_WORD) for w in product.words & page_words)
-        total = product.words_weight + page_weight
+        total = self.words_weight[product.id] + page_weight
         return 2 * shared / total if total else 0.0
 
     def _price_distance(self, product: ProductRecord, page: PageRecord) -> float:
@@ -278,6 +278,13 @@ def lock_competitor(session: Session, competitor_id: int) -> None:
         session.execute(select(Competitor.id).where(Competitor.id == competitor_id).with_for_update(key_share=True))
 
 
+@functools.lru_cache(maxsize=65536)
+def _product_reading(brand: str | None, name: str) -> tuple[str, Attributes]:
+    """A product's normalised title and attributes: the same for every shop it is matched at, so
+    a process that discovers several shops (the daemon) reads each of our products once."""
+    return normalize_title(f"{brand or ''} {name}"), title_attributes(name)
+
+
 @functools.lru_cache(maxsize=64)
 def _spaced_brand(page_name: str) -> str:
     """The page's title as a brand is compared with it (asked once per candidate product)."""
@@ -354,8 +361,6 @@ def match_competitor(
     competitor_id = session.scalar(select(Competitor.id).where(Competitor.name == competitor))
     if competitor_id is None:
         return MatchSummary(competitor, 0, 0, 0, 0, 0)
-    records = list(products) if products is not None else load_products(session)
-    matcher = Matcher(records, settings)
     pages = [
         (_page_record(row), row.fingerprint)
         for row in session.execute(
@@ -369,7 +374,14 @@ def match_competitor(
     now = utcnow()
     proposed = 0
     # Scored before anything is written: on SQLite the write lock is held only for the writes.
-    scored_pages = [(page, fingerprint, matcher.score(page)) for page, fingerprint in pages]
+    # Our products are read (and indexed) only when there is something to match them with: a
+    # discovery that found nothing new reads none.
+    records: list[ProductRecord] | None = None
+    scored_pages: list[tuple[PageRecord, str | None, list[Scored]]] = []
+    if pages:
+        records = list(products) if products is not None else load_products(session)
+        matcher = Matcher(records, settings)
+        scored_pages = [(page, fingerprint, matcher.score(page)) for page, fingerprint in pages]
     lock_competitor(session, competitor_id)
     page_ids = [p.id for p, _ in pages]
     for start in range(0, len(page_ids), 900):
@@ -431,6 +443,8 @@ def match_competitor(
         )
     )  # fmt: skip
     if rematch_products:
+        if records is None:
+            records = list(products) if products is not None else load_products(session)
         subset = Matcher([r for r in records if r.id in rematch_products], settings)
         taken = set(
             session.scalars(
