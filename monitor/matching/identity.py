@@ -247,7 +247,8 @@ def read_identity(
     if metas.get("product:ean") or metas.get("product:upc") or metas.get("product:isbn"):
         gtins.append(metas.get("product:ean") or metas.get("product:upc") or metas.get("product:isbn") or "")
     valid = sorted({g for g in (normalize_gtin(x) for x in gtins) if g})
-    extraction: Extraction = extract(body, rules or ExtractionRules(), encoding=encoding, url=url)
+    # The same tree gives the price: read last, as extract may strip the tree's scripts.
+    extraction: Extraction = extract(body, rules or ExtractionRules(), encoding=encoding, url=url, tree=tree)
     image = fields.get("image") or metas.get("og:image")
     return PageIdentity(
         True,

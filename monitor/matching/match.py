@@ -11,6 +11,7 @@ matches stay below the default `auto_accept` (0.98): they always go to review.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -18,15 +19,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 from rapidfuzz import fuzz
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.matching.attributes import Attributes, conflicts, title_attributes
 from monitor.matching.identifiers import normalize_brand, normalize_gtin, normalize_mpn
 from monitor.settings import MatchingSettings
+from monitor.store.database import begin_write
 from monitor.store.models import Competitor, DiscoveredPage, MatchCandidate, Product, utcnow
 
 logger = logging.getLogger(__name__)
@@ -74,6 +77,9 @@ class ProductRecord:
     currency: str
     title: str = ""
     attributes: Attributes = field(default_factory=Attributes)
+    # what scoring reads of the product on every page, computed once by the Matcher
+    brand_key: str | None = None
+    words: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -105,8 +111,7 @@ class Matcher:
         self.by_mpn: dict[str, list[int]] = defaultdict(list)
         self.by_word: dict[str, list[int]] = defaultdict(list)
         for product in products:
-            product.title = normalize_title(f"{product.brand or ''} {product.name}")
-            product.attributes = title_attributes(product.name)
+            product.title, product.attributes = _product_reading(product.brand, product.name)
             self.products[product.id] = product
             if product.gtin:
                 self.by_gtin[product.gtin].append(product.id)
@@ -116,6 +121,12 @@ class Matcher:
                 self.by_word[word].append(product.id)
         total = max(len(self.products), 1)
         self.idf = {w: math.log(total / len(ids)) + 0.01 for w, ids in self.by_word.items()}
+        # the weight of each product's title words, by this catalogue's (or subset's) rarity
+        self.words_weight: dict[int, float] = {}
+        for product in self.products.values():
+            product.brand_key = normalize_brand(product.brand)
+            product.words = frozenset(product.title.split())
+            self.words_weight[product.id] = sum(self.idf.get(w, UNKNOWN_WORD) for w in product.words)
 
     def score(self, page: PageRecord) -> list[Scored]:
         """The products `page` may be, best first, each scoring at least `min_score`."""
@@ -167,23 +178,22 @@ class Matcher:
 
     def _brand_agrees(self, product: ProductRecord, page_brand: str | None, page_name: str | None) -> bool | None:
         """True/False when both sides name a brand (the page in its brand field or its title), else None."""
-        ours = normalize_brand(product.brand)
+        ours = product.brand_key
         if not ours:
             return None
         if page_brand:
             return page_brand == ours or page_brand.startswith(ours + " ") or ours.startswith(page_brand + " ")
         if page_name:
-            return f" {ours} " in f" {normalize_brand(page_name)} "
+            return f" {ours} " in _spaced_brand(page_name)
         return None
 
-    def _weighted_dice(self, product_title: str, page_words: set[str]) -> float:
+    def _weighted_dice(self, product: ProductRecord, page_words: set[str], page_weight: float) -> float:
         """Shared words weighted by how rare they are in our catalogue: a line name or a model
         code weighs more than "smartphone". Words our catalogue never uses (a shop's marketing,
         its abbreviations) weigh little, so extra words cost less than missing ones."""
-        ours = set(product_title.split())
         weight = self.idf.get
-        shared = sum(weight(w, UNKNOWN_WORD) for w in ours & page_words)
-        total = sum(weight(w, UNKNOWN_WORD) for w in ours) + sum(weight(w, UNKNOWN_WORD) for w in page_words)
+        shared = sum(weight(w, UNKNOWN_WORD) for w in product.words & page_words)
+        total = self.words_weight[product.id] + page_weight
         return 2 * shared / total if total else 0.0
 
     def _price_distance(self, product: ProductRecord, page: PageRecord) -> float:
@@ -222,7 +232,9 @@ class Matcher:
                 weights[product_id] += idf
         if not weights:
             return []
-        best = sorted(weights, key=lambda pid: -weights[pid])[:BLOCK_CANDIDATES]
+        page_weight = sum(self.idf.get(w, UNKNOWN_WORD) for w in words)
+        # heaviest first, ties in the order found (a stable sort, by the C itemgetter)
+        best = [pid for pid, _ in sorted(weights.items(), key=itemgetter(1), reverse=True)[:BLOCK_CANDIDATES]]
         results: list[Scored] = []
         for product_id in best:
             if product_id in found:
@@ -234,7 +246,7 @@ class Matcher:
             if brand is False:
                 continue
             fuzzy = (fuzz.token_set_ratio(product.title, title) + fuzz.token_sort_ratio(product.title, title)) / 200
-            similarity = 0.4 * fuzzy + 0.6 * self._weighted_dice(product.title, words)
+            similarity = 0.4 * fuzzy + 0.6 * self._weighted_dice(product, words, page_weight)
             score = similarity * TITLE_CAP
             why: dict[str, Any] = {"agreed": ["brand"] if brand else [], "title_score": round(similarity, 3)}
             clash = conflicts(product.attributes, page_attributes)
@@ -255,6 +267,30 @@ class Matcher:
         return results
 
 
+def lock_competitor(session: Session, competitor_id: int) -> None:
+    """Take the competitor's discovery lock for the rest of the transaction: two discoveries (or
+    matchings) of one competitor write its pages and candidates one after the other. SQLite has
+    one writer anyway (its write lock, taken now); a server database locks the competitor's row."""
+    if session.get_bind().dialect.name == "sqlite":
+        begin_write(session)
+    else:
+        # FOR NO KEY UPDATE: rows that only refer to the competitor (listings) are not held up
+        session.execute(select(Competitor.id).where(Competitor.id == competitor_id).with_for_update(key_share=True))
+
+
+@functools.lru_cache(maxsize=65536)
+def _product_reading(brand: str | None, name: str) -> tuple[str, Attributes]:
+    """A product's normalised title and attributes: the same for every shop it is matched at, so
+    a process that discovers several shops (the daemon) reads each of our products once."""
+    return normalize_title(f"{brand or ''} {name}"), title_attributes(name)
+
+
+@functools.lru_cache(maxsize=64)
+def _spaced_brand(page_name: str) -> str:
+    """The page's title as a brand is compared with it (asked once per candidate product)."""
+    return f" {normalize_brand(page_name)} "
+
+
 def load_products(session: Session) -> list[ProductRecord]:
     """Our active products with what matching reads of them."""
     rows = session.execute(
@@ -269,8 +305,20 @@ def load_products(session: Session) -> list[ProductRecord]:
     ]
 
 
-def _page_record(page: DiscoveredPage) -> PageRecord:
-    return PageRecord(page.id, page.name, page.brand, normalize_mpn(page.mpn), page.gtin, page.price, page.currency)
+_PAGE_COLUMNS = (
+    DiscoveredPage.id, DiscoveredPage.name, DiscoveredPage.brand, DiscoveredPage.mpn, DiscoveredPage.gtin,
+    DiscoveredPage.price, DiscoveredPage.currency,
+)  # fmt: skip
+_PAGES = cast(Table, DiscoveredPage.__table__)
+_MATCHED = (
+    update(_PAGES)
+    .where(_PAGES.c.id == bindparam("b_id"), _PAGES.c.fingerprint.is_not_distinct_from(bindparam("b_fingerprint")))
+    .values(needs_matching=False)
+)
+
+
+def _page_record(row: Any) -> PageRecord:
+    return PageRecord(row.id, row.name, row.brand, normalize_mpn(row.mpn), row.gtin, row.price, row.currency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,22 +361,29 @@ def match_competitor(
     competitor_id = session.scalar(select(Competitor.id).where(Competitor.name == competitor))
     if competitor_id is None:
         return MatchSummary(competitor, 0, 0, 0, 0, 0)
-    records = list(products) if products is not None else load_products(session)
-    matcher = Matcher(records, settings)
-    pages = list(
-        session.scalars(
-            select(DiscoveredPage).where(
+    pages = [
+        (_page_record(row), row.fingerprint)
+        for row in session.execute(
+            select(*_PAGE_COLUMNS, DiscoveredPage.fingerprint).where(
                 DiscoveredPage.competitor_id == competitor_id,
                 DiscoveredPage.needs_matching.is_(True),
                 DiscoveredPage.status == "product",
             )
         )
-    )
+    ]
     now = utcnow()
     proposed = 0
     # Scored before anything is written: on SQLite the write lock is held only for the writes.
-    scored_pages = [(page, matcher.score(_page_record(page))) for page in pages]
-    page_ids = [p.id for p in pages]
+    # Our products are read (and indexed) only when there is something to match them with: a
+    # discovery that found nothing new reads none.
+    records: list[ProductRecord] | None = None
+    scored_pages: list[tuple[PageRecord, str | None, list[Scored]]] = []
+    if pages:
+        records = list(products) if products is not None else load_products(session)
+        matcher = Matcher(records, settings)
+        scored_pages = [(page, fingerprint, matcher.score(page)) for page, fingerprint in pages]
+    lock_competitor(session, competitor_id)
+    page_ids = [p.id for p, _ in pages]
     for start in range(0, len(page_ids), 900):
         session.execute(
             delete(MatchCandidate).where(
@@ -368,10 +423,15 @@ def match_competitor(
         )
         proposed += 1
 
-    for page, scored_list in scored_pages:
+    for page, _fingerprint, scored_list in scored_pages:
         for scored in scored_list:
             propose(page.id, scored)
-        page.needs_matching = False
+    if scored_pages:
+        # A page that another discovery found changed meanwhile is left to be matched again.
+        session.execute(
+            _MATCHED,
+            [{"b_id": page.id, "b_fingerprint": fingerprint} for page, fingerprint, _ in scored_pages],
+        )
 
     # Products whose accepted page went away or changed: look for their page among the others.
     rematch_products = set(
@@ -383,6 +443,8 @@ def match_competitor(
         )
     )  # fmt: skip
     if rematch_products:
+        if records is None:
+            records = list(products) if products is not None else load_products(session)
         subset = Matcher([r for r in records if r.id in rematch_products], settings)
         taken = set(
             session.scalars(
@@ -391,16 +453,16 @@ def match_competitor(
                 )
             )
         )
-        fresh = {p.id for p in pages}
-        for page in session.scalars(
-            select(DiscoveredPage).where(
+        fresh = {p.id for p, _ in pages}
+        for row in session.execute(
+            select(*_PAGE_COLUMNS).where(
                 DiscoveredPage.competitor_id == competitor_id, DiscoveredPage.status == "product"
             )
         ):
-            if page.id in taken or page.id in fresh:
+            if row.id in taken or row.id in fresh:
                 continue
-            for scored in subset.score(_page_record(page)):
-                propose(page.id, scored)
+            for scored in subset.score(_page_record(row)):
+                propose(row.id, scored)
     for start in range(0, len(new_rows), 2000):
         session.execute(insert(MatchCandidate), new_rows[start : start + 2000])
     session.flush()

@@ -14,10 +14,12 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from monitor.errors import NotFoundError, PricemonError
 from monitor.money import format_amount
@@ -45,34 +47,58 @@ def _with(why: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return new
 
 
+@dataclass(slots=True)
+class _Pairing:
+    id: int
+    page_id: int
+    product_id: int
+    status: str
+    score: float
+    rematch: str | None
+    why: dict[str, Any]
+    sku: str
+
+
+_CANDIDATES = cast(Table, MatchCandidate.__table__)
+_SET_WHY = update(_CANDIDATES).where(_CANDIDATES.c.id == bindparam("b_id")).values(why=bindparam("b_why"))
+
+
 def mark_conflicts(session: Session, competitor_id: int) -> int:
     """Mark the competitor's proposed candidates that compete for a page or a product; return
-    how many are in conflict. Recomputed from scratch, so a resolved conflict unmarks itself."""
-    rows = list(
-        session.execute(
-            select(MatchCandidate, Product.sku)
+    how many are in conflict. Recomputed from scratch, so a resolved conflict unmarks itself.
+    Read and written as rows (not ORM objects: a discovery marks thousands at a time); candidates
+    the session holds as objects get the new `why` too."""
+    rows = [
+        _Pairing(*row)
+        for row in session.execute(
+            select(
+                MatchCandidate.id, MatchCandidate.page_id, MatchCandidate.product_id, MatchCandidate.status,
+                MatchCandidate.score, MatchCandidate.rematch, MatchCandidate.why, Product.sku,
+            )
             .join(Product, Product.id == MatchCandidate.product_id)
             .where(MatchCandidate.competitor_id == competitor_id, MatchCandidate.status.in_(("proposed", "accepted")))
+            .order_by(MatchCandidate.id)
         )
-    )
-    by_page: dict[int, list[tuple[MatchCandidate, str]]] = defaultdict(list)
-    by_product: dict[int, list[tuple[MatchCandidate, str]]] = defaultdict(list)
-    for candidate, sku in rows:
-        by_page[candidate.page_id].append((candidate, sku))
+    ]  # fmt: skip
+    by_page: dict[int, list[_Pairing]] = defaultdict(list)
+    by_product: dict[int, list[_Pairing]] = defaultdict(list)
+    for candidate in rows:
+        by_page[candidate.page_id].append(candidate)
         if candidate.rematch is None:  # a page that went away competes with nothing
-            by_product[candidate.product_id].append((candidate, sku))
+            by_product[candidate.product_id].append(candidate)
     in_conflict = 0
-    for candidate, _sku in rows:
+    changed: list[tuple[int, dict[str, Any]]] = []
+    for candidate in rows:
         if candidate.status != "proposed":
             continue
         reasons: list[str] = []
-        others = [(c, s) for c, s in by_page[candidate.page_id] if c.id != candidate.id]
+        others = [c for c in by_page[candidate.page_id] if c.id != candidate.id]
         if others:
             reasons.append(
-                "page also fits " + ", ".join(f"{s} (#{c.id}, {c.status}, {c.score:.2f})" for c, s in others)
+                "page also fits " + ", ".join(f"{c.sku} (#{c.id}, {c.status}, {c.score:.2f})" for c in others)
             )
         rivals = [
-            c for c, _ in by_product[candidate.product_id] if c.id != candidate.id and c.page_id != candidate.page_id
+            c for c in by_product[candidate.product_id] if c.id != candidate.id and c.page_id != candidate.page_id
         ]
         if rivals:
             reasons.append(
@@ -80,9 +106,14 @@ def mark_conflicts(session: Session, competitor_id: int) -> int:
             )
         new_why = _with(candidate.why, review=reasons or None)
         if new_why != candidate.why:
-            candidate.why = new_why
+            changed.append((candidate.id, new_why))
         in_conflict += bool(reasons)
-    session.flush()
+    if changed:
+        session.execute(_SET_WHY, [{"b_id": i, "b_why": why} for i, why in changed])
+        for candidate_id, why in changed:
+            held = session.identity_map.get(identity_key(MatchCandidate, candidate_id))
+            if held is not None:
+                set_committed_value(held, "why", why)
     return in_conflict
 
 
@@ -406,11 +437,11 @@ def describe_why(why: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
-def flag_rematch(session: Session, page: DiscoveredPage, reason: str) -> int:
+def flag_rematch(session: Session, page_id: int, reason: str) -> int:
     """The page went away or shows another product: its accepted match is proposed for
     re-matching (status proposed, `rematch` says why); its other proposals are dropped."""
     flagged = 0
-    for candidate in session.scalars(select(MatchCandidate).where(MatchCandidate.page_id == page.id)):
+    for candidate in session.scalars(select(MatchCandidate).where(MatchCandidate.page_id == page_id)):
         if candidate.status == "accepted":
             candidate.status = "proposed"
             candidate.rematch = reason[:500]

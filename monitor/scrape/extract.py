@@ -934,12 +934,15 @@ def extract(
     *,
     encoding: str | None = None,
     url: str | None = None,
+    tree: LexborHTMLParser | None = None,
 ) -> Extraction:
     """Extract the current price, currency, stock state, GTIN and SKU from a product page.
 
     ``body`` may be bytes (decoded with ``encoding``, e.g. the HTTP charset, else the page's
     ``<meta charset>``, else UTF-8 with replacement) or str; ``url`` is the page's address when
-    known (it helps find the page's own product and selected variant).
+    known (it helps find the page's own product and selected variant). ``tree`` is ``body``
+    already parsed, for a caller that reads the same page for more than its price (discovery):
+    the page is parsed once; it must be the parse of this body, and may be altered here.
 
     Order of evidence: the configured price selector; then the configured JSON island
     (``json_script`` + ``json_price``); then the page's structured data (JSON-LD, microdata,
@@ -969,10 +972,11 @@ def extract(
         return _invalid("body is not HTML or text (NUL bytes near the start)")
     if not html.strip():
         return Extraction(NOT_FOUND, None, None, None, None, (), None, None, "empty page")
-    try:
-        tree = LexborHTMLParser(html)
-    except UnicodeEncodeError:  # lone surrogates in a str body
-        tree = LexborHTMLParser(html.encode("utf-8", errors="replace"))  # type: ignore[union-attr]
+    if tree is None:
+        try:
+            tree = LexborHTMLParser(html)
+        except UnicodeEncodeError:  # lone surrogates in a str body
+            tree = LexborHTMLParser(html.encode("utf-8", errors="replace"))  # type: ignore[union-attr]
 
     configured: list[_Found] = []
     notes: list[str] = []

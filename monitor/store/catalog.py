@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy import Row, func, insert, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from monitor.errors import ImportDataError, NotFoundError
@@ -331,10 +331,15 @@ def write_listings(
     competitor_ids = sync_competitors(session, competitors)
     existing: dict[tuple[int, int], tuple[int, str, bool]] = {}
     wanted_products = sorted(set(product_ids.values()))
+    # Only the competitors written: a discovery accepting one shop's matches need not read every
+    # other shop's listings of the same products (72 shops: up to 115,000 rows for the last one).
+    # (A few of them: the IN list shares SQLite's bound-parameter limit with the chunk's.)
+    wanted_competitors = sorted({competitor_ids[c] for _, c in parsed})
+    of_competitors = Listing.competitor_id.in_(wanted_competitors) if len(wanted_competitors) <= 50 else true()
     for chunk in _chunks(wanted_products):
         for row in session.execute(
             select(Listing.id, Listing.product_id, Listing.competitor_id, Listing.url, Listing.active).where(
-                Listing.product_id.in_(chunk)
+                Listing.product_id.in_(chunk), of_competitors
             )
         ):
             existing[(row.product_id, row.competitor_id)] = (row.id, row.url, row.active)

@@ -43,3 +43,30 @@ def test_a_category_page_is_no_product_and_gives_its_links() -> None:
     identity = read_identity(body, "https://s.example/c/1", links=True)
     assert not identity.is_product
     assert identity.links == ["https://s.example/p/1", "https://s.example/p/2"]
+
+
+def test_the_price_is_extracts_own_reading_from_the_same_parse() -> None:
+    """Discovery parses a page once: its price, currency and status are what `extract` reads
+    from the bytes alone, with and without stock text rules (which alter the tree)."""
+    from pathlib import Path
+
+    from monitor.scrape.extract import ExtractionRules, extract
+
+    fixtures = sorted((Path(__file__).parent.parent / "scrape" / "fixtures").glob("*.html"))
+    assert len(fixtures) > 10
+    text_rules = ExtractionRules(in_stock="text:in stock", out_of_stock="text:sold out")
+    seen = set()
+    for path in fixtures:
+        body = path.read_bytes()
+        for rules in (ExtractionRules(), text_rules):
+            identity = read_identity(body, "https://s.example/p/1", rules=rules)
+            if not identity.is_product:
+                continue
+            alone = extract(body, rules, url="https://s.example/p/1")
+            assert (identity.price_status, identity.price, identity.currency) == (
+                alone.status,
+                alone.price if alone.status == "ok" else None,
+                alone.currency if alone.status == "ok" else None,
+            ), path.name
+            seen.add(alone.status)
+    assert {"ok", "ambiguous"} <= seen
