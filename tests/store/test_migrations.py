@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -37,3 +38,21 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
+
+
+def test_postgresql_has_statistics_on_the_review_filters_expressions(database_url: str) -> None:
+    """Without them PostgreSQL guesses a tag or text filter keeps ~10 products and sorts every match
+    for a page of the queue (0012_review_stats); with them it walks the queue's order index."""
+    engine = make_engine(database_url)
+    if engine.dialect.name != "postgresql":
+        engine.dispose()
+        pytest.skip("extended statistics are PostgreSQL's (SQLite's planner takes the index by itself)")
+    upgrade(engine)
+    with engine.connect() as connection:
+        names = set(
+            connection.exec_driver_sql(
+                "SELECT stxname FROM pg_statistic_ext WHERE stxrelid = 'products'::regclass"
+            ).scalars()
+        )
+    engine.dispose()
+    assert {"st_products_tags_text", "st_products_lower_name", "st_products_lower_sku"} <= names
