@@ -94,24 +94,13 @@ def report_command(
 
 def _write_atomically(path: Path, write: Callable[[Any], Any]) -> None:
     """Write through a temporary file beside `path`, so a failed run never leaves half a report."""
-    import os
-    import tempfile
+    from monitor.files import replaced_atomically
 
     folder = path.resolve().parent
     if not folder.is_dir():
         raise PricemonError(f"cannot write {path}: folder {folder} does not exist")
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
-    try:
-        # mkstemp makes the file private (0600); a report is an ordinary file for the user's umask
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with replaced_atomically(folder / path.name) as handle:
+        write(handle)
 
 
 @cli.command("demo")

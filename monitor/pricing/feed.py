@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from monitor.errors import ConfigError
+from monitor.files import replaced_atomically
 from monitor.money import format_amount
 from monitor.redact import redact_text, redact_url
 from monitor.safecsv import SafeWriter
@@ -59,22 +59,13 @@ def write_csv_feed(path: Path, rows: Iterable[tuple[str, Decimal, str, datetime]
     reader sees the old feed or the new one, never half of one. Returns the number of rows.
 
     A missing folder is not created (`config check` reports it): OSError says what is wrong."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     count = 0
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = SafeWriter(fh)
-            writer.writerow(FEED_COLUMNS)
-            for sku, price, currency, updated_at in rows:
-                writer.writerow((sku, format_amount(price), currency, updated_at.isoformat()))
-                count += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replaced_atomically(Path(path)) as fh:
+        writer = SafeWriter(fh)
+        writer.writerow(FEED_COLUMNS)
+        for sku, price, currency, updated_at in rows:
+            writer.writerow((sku, format_amount(price), currency, updated_at.isoformat()))
+            count += 1
     return count
 
 

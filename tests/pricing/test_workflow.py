@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -131,6 +132,10 @@ def test_suggest_review_apply_and_feed_round_trip(
     assert {r["sku"]: r["price"] for r in rows} == {"A-1": "20.99", "B-2": "100.00", "C-3": "19.99", "D-4": "10.00"}
     assert datetime.fromisoformat(rows[0]["updated_at"]).tzinfo is not None
     assert not [p for p in feed_csv.parent.iterdir() if p.name != "feed.csv"]  # no temp file left behind
+    # readable as any new file of this user is (the umask's mode), not a temporary file's 0600
+    probe = tmp_path / "probe"
+    probe.write_text("")
+    assert stat.S_IMODE(feed_csv.stat().st_mode) == stat.S_IMODE(probe.stat().st_mode)
 
     # the next apply (nothing new approved) re-sends the unsent change; the server now accepts it
     resent = market.pricemon("--log-level", "debug", "apply", "--json").json()
