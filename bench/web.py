@@ -91,6 +91,8 @@ class ScenarioResult:
     paths: list[str]
     load: dict[str, Any]
     server_cpu_seconds: float | None = None
+    #: the load's connections per server process after the warm-up, e.g. [2, 2] (uvicorn workers)
+    connections_per_process: list[int] = field(default_factory=list)
 
     @property
     def server_cpu_ms_per_request(self) -> float | None:
@@ -385,6 +387,27 @@ class Server:
             pass
         return total
 
+    def connections_per_process(self) -> list[int]:
+        """Established connections to the server's port held by each process that serves it (the
+        uvicorn workers share one listening socket: which takes a connection is the kernel's and
+        asyncio's doing), largest first."""
+        import psutil
+
+        port = int(self.base_url.rsplit(":", 1)[1].split("/")[0])
+        counts = []
+        try:
+            root = psutil.Process(self.process.pid)
+            for proc in [root, *root.children(recursive=True)]:
+                held = sum(
+                    1 for c in proc.net_connections(kind="tcp")
+                    if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+                )
+                if held:
+                    counts.append(held)
+        except psutil.NoSuchProcess:
+            pass
+        return sorted(counts, reverse=True)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -494,13 +517,14 @@ def measure(
     # The warm-up's server CPU is left out by sampling after it; the window itself is measured.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
     time.sleep(warmup)
+    split = server.connections_per_process()
     cpu_start = server.cpu_seconds()
     out, err = process.communicate(timeout=seconds + warmup + 120)
     cpu_end = server.cpu_seconds()
     if process.returncode != 0:
         raise RuntimeError(f"bench.web_load exited {process.returncode}: {err.decode(errors='replace')[-1500:]}")
     load = json.loads(out)
-    return ScenarioResult(scenario.name, scenario.kind, list(scenario.paths), load, cpu_end - cpu_start)
+    return ScenarioResult(scenario.name, scenario.kind, list(scenario.paths), load, cpu_end - cpu_start, split)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -601,8 +625,8 @@ def render_markdown(runs: Sequence[WebRun], *, connections: int, seconds: float,
     lines += [
         "",
         "| database | scenario | requests | requests/s | p50 ms | p95 ms | p99 ms | max ms | failed | "
-        "server CPU ms/req | client CPU s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "server CPU ms/req | client CPU s | connections per worker |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in runs:
         for r in run.results:
@@ -612,7 +636,7 @@ def render_markdown(runs: Sequence[WebRun], *, connections: int, seconds: float,
                 f"| {run.backend} | {r.scenario} | {load['requests']:,} | {load['requests_per_s']:.0f} | "
                 f"{load.get('p50_ms', 0):.1f} | {load.get('p95_ms', 0):.1f} | {load.get('p99_ms', 0):.1f} | "
                 f"{load.get('max_ms', 0):.0f} | {load['failed']} | {'' if cpu is None else f'{cpu:.1f}'} | "
-                f"{load.get('client_cpu_seconds', 0):.1f} |"
+                f"{load.get('client_cpu_seconds', 0):.1f} | {'+'.join(map(str, r.connections_per_process))} |"
             )
     lines.append("")
     for run in runs:

@@ -76,7 +76,13 @@ async def run_load(
     headers: dict[str, str],
     cookies: dict[str, str],
     timeout: float = 30.0,
+    stagger: float = 0.0,
 ) -> dict[str, Any]:
+    """`stagger`: seconds between the starts of the connections (within the warm-up). Opened all at
+    once, they are all accepted by whichever server process wakes first (asyncio accepts a burst
+    in one go), so `pricemon serve --workers 2` would be measured on one worker; opened while the
+    first ones keep that worker busy, they are taken by the idle one, as a load that builds up
+    over time is."""
     import aiohttp
 
     latencies: list[float] = []
@@ -96,6 +102,7 @@ async def run_load(
 
         async def worker(index: int) -> None:
             nonlocal body_bytes, measuring
+            await asyncio.sleep(index * stagger)
             n = index
             while True:
                 sent = time.perf_counter()
@@ -134,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before the window")
+    parser.add_argument("--stagger", type=float, default=None,
+                        help="seconds between connection starts (default: the warm-up's first half, shared)")
     parser.add_argument("--header", action="append", default=[], help='"Name: value" sent with every request')
     parser.add_argument("--cookie", action="append", default=[], help='"name=value" sent with every request')
     args = parser.parse_args(argv)
@@ -149,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = resource.getrusage(resource.RUSAGE_SELF)
     summary = asyncio.run(
         run_load(args.urls, connections=args.connections, seconds=args.seconds, warmup=args.warmup,
-                 headers=headers, cookies=cookies)
+                 headers=headers, cookies=cookies,
+                 stagger=args.stagger if args.stagger is not None else args.warmup / 2 / max(1, args.connections))
     )
     after = resource.getrusage(resource.RUSAGE_SELF)
     summary["client_cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -43,6 +43,8 @@ def check_served(run: dict[str, Any]) -> None:
         assert load["statuses"] == {"200": load["ok"]}
         assert 0 < load["p50_ms"] <= load["p95_ms"] <= load["max_ms"]
         assert result["server_cpu_seconds"] > 0  # the server did the work, in its own process
+        # the load's 2 connections, counted at the server's processes after the warm-up
+        assert sum(result["connections_per_process"]) == 2, result["connections_per_process"]
     assert {t["name"].split(":")[0] for t in run["targets"]} == {r["scenario"] for r in run["results"]}
 
 
