@@ -32,7 +32,7 @@ from monitor.matching.review import flag_rematch
 from monitor.matching.sitemaps import SitemapError, parse_sitemap
 from monitor.redact import redact_text
 from monitor.scrape.fetch import PAGE_TYPES, Fetcher, Page, extraction_rules
-from monitor.scrape.sweep import WORKER_GC_THRESHOLDS, _new_loop_runner
+from monitor.scrape.sweep import WORKER_GC_THRESHOLDS, new_loop_runner
 from monitor.scrape.transport import PageTransport
 from monitor.settings import Competitor, Settings
 from monitor.store.catalog import sync_competitors
@@ -398,7 +398,7 @@ def discover_competitor(
     if competitor is None:
         known = ", ".join(c.name for c in settings.competitors) or "none configured"
         raise ConfigError(f"unknown competitor {name!r} (config has: {known})")
-    with _lean_gc(), _new_loop_runner() as runner:
+    with _lean_gc(), new_loop_runner() as runner:
         clock = time.monotonic()
         competitor_id = _competitor_id(store, settings, name)
         with store.session() as session:

@@ -565,7 +565,7 @@ def _run_shard(
     except PricemonError as exc:
         return "failed", f"database: {exc}"
     try:
-        runner = _new_loop_runner()
+        runner = new_loop_runner()
         with runner:
             return runner.run(_sweep_shard(job, store, names, stop, emit))
     except SQLAlchemyError as exc:
@@ -577,7 +577,8 @@ def _run_shard(
         store.dispose()
 
 
-def _new_loop_runner() -> asyncio.Runner:
+def new_loop_runner() -> asyncio.Runner:
+    """The event loop a sweep's worker (and a discovery) runs on: uvloop's where it is installed."""
     try:
         import uvloop
     except ImportError:
