@@ -311,6 +311,19 @@ class Daemon:
         if self._repricer is not None:
             # A repricing run in flight commits or rolls back as a whole; give it the grace period.
             self._repricer.join(timeout=max(0.0, deadline - time.monotonic()))
+        # The scheduler stopped without waiting for its jobs: a suggestion run in flight holds the
+        # pricing lock until it has committed. Wait for it too, or it would still be writing (and
+        # logging) after "stopped cleanly", on a store disposed under it.
+        if self._pricing_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            self._pricing_lock.release()
+        else:
+            logger.warning(
+                "grace period of %gs over; abandoning the suggestion run in flight (its transaction is rolled back)",
+                grace,
+            )
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(0)
         if self.metrics is not None:
             self.metrics.close()
         if self._store is not None:
@@ -615,6 +628,8 @@ class Daemon:
             return
         try:
             with self._pricing_lock:
+                if self.stop_event.is_set():  # stopping began while this run waited for the lock
+                    return
                 self._suggest(self.settings, self._store)
         except DATABASE_OUTAGES as exc:
             logger.warning("suggestions: database unavailable (%s); next try on schedule", _one_line(exc))
