@@ -36,7 +36,9 @@ def is_loopback(host: str) -> bool:
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Server processes sharing the port (about one per core; see README, workspace in production).",
+    help="Server processes on the port, each listening on its own socket so that the kernel spreads "
+    "connections across them (Linux; elsewhere they share one); about one per core, see README, "
+    "workspace in production.",
 )
 @pass_app
 def serve_command(app: App, host: str, port: int, workers: int) -> None:
@@ -49,6 +51,7 @@ def serve_command(app: App, host: str, port: int, workers: int) -> None:
 
     from monitor.store.tokens import has_active_tokens
     from monitor.web.app import create_app
+    from monitor.web.workers import serve_workers, shown_address
 
     store = app.store()
     with store.session() as session:
@@ -60,8 +63,10 @@ def serve_command(app: App, host: str, port: int, workers: int) -> None:
                 "open to the network for nothing; create one first with `pricemon tokens create NAME --role admin`"
             )
         click.echo("pricemon: no token yet: create one with `pricemon tokens create NAME --role admin`", err=True)
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"pricemon: serving on http://{shown}:{port}/ (API docs at /api/docs)", err=True)
+
+    def announce(port: int) -> None:
+        click.echo(f"pricemon: serving on http://{shown_address(host, port)}/ (API docs at /api/docs)", err=True)
+
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -71,6 +76,7 @@ def serve_command(app: App, host: str, port: int, workers: int) -> None:
         "proxy_headers": True,  # X-Forwarded-Proto from a local reverse proxy: Secure cookies behind TLS
     }
     if workers == 1:
+        announce(port)
         uvicorn.Server(uvicorn.Config(create_app(app.settings, store), **options)).run()
         return
     from monitor.web.app import WORKER_ENV
@@ -86,7 +92,7 @@ def serve_command(app: App, host: str, port: int, workers: int) -> None:
         "strategies_dir": app.strategies_dir,
         "log_level": logging.getLogger().getEffectiveLevel(),
     })
-    uvicorn.run("monitor.web.app:app_for_worker", factory=True, workers=workers, **options)
+    serve_workers("monitor.web.app:app_for_worker", options, workers, on_listening=announce)
 
 
 @cli.group("tokens")
