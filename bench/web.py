@@ -70,8 +70,20 @@ def scenarios(filter_tag: str = "kitchen") -> list[Scenario]:
             (f"/?tag={filter_tag}&direction=cut&limit=50", "/?q=cordless&limit=50", "/?min_change=5&limit=50"),
             "page",
         ),
+        Scenario("review page, filtered, counted afresh", fresh_filters(), "page"),
         Scenario("API suggestions (50)", ("/api/v1/suggestions?limit=50",), "api"),
     ]
+
+
+def fresh_filters(count: int = 400) -> tuple[str, ...]:
+    """Filtered pages that are each asked for once in a run: text searches and tag + size-of-change
+    filters, all different, so that none is answered from the count a server keeps per snapshot
+    (monitor/store/review.py, review_totals) and every request counts its filtered set afresh."""
+    paths = []
+    for i in range(count // 2):
+        paths.append(f"/?q={NOUNS[i % len(NOUNS)]}%20{i}&limit=50")
+        paths.append(f"/?tag={TAGS[i % len(TAGS)]}&min_change={1 + i / 100:.2f}&limit=50")
+    return tuple(paths)
 
 
 @dataclass
