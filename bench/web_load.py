@@ -26,6 +26,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+#: written to stderr when the measured window opens
+WINDOW_OPEN = "bench.web_load: measuring"
+
 
 def percentile(samples: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100) by linear interpolation between closest ranks (numpy's default).
@@ -126,7 +129,13 @@ async def run_load(
                     statuses[status] += 1
                     body_bytes += len(body)
 
-        await asyncio.gather(*(worker(i) for i in range(connections)))
+        async def announce_window() -> None:
+            # for a caller sampling the server while the window is open (bench.web: its CPU, its connections)
+            await asyncio.sleep(max(0.0, start_measuring - time.perf_counter()))
+            sys.stderr.write(f"{WINDOW_OPEN}\n")
+            sys.stderr.flush()
+
+        await asyncio.gather(announce_window(), *(worker(i) for i in range(connections)))
     ended = time.perf_counter()
     summary = summarise(latencies, min(ended, stop) - start_measuring if ended > start_measuring else 0.0,
                         statuses, errors)

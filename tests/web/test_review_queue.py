@@ -100,3 +100,56 @@ def test_whole_filtered_set_is_what_the_filter_shows(queue: Market) -> None:
     with queue.store.session() as s:
         filters = ReviewFilters(tag="living")
         assert review_ids(s, filters) == sorted(r.id for r in review_page(s, filters, limit=500).rows)
+
+
+def test_a_kept_count_is_exact_after_another_connection_commits(queue: Market) -> None:
+    """PostgreSQL's totals are kept per snapshot: asking again counts nothing, until anything is
+    committed elsewhere; a transaction's own writes are counted, never kept. SQLite counts each time."""
+    from sqlalchemy import event, text
+    from sqlalchemy.orm import Session
+
+    from monitor.store.review import review_totals
+
+    postgresql = queue.store.engine.dialect.name == "postgresql"
+    counted: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "count(" in statement.lower():
+            counted.append(statement)
+
+    kitchen = ReviewFilters(tag="kitchen")
+    event.listen(queue.store.engine, "before_cursor_execute", record)
+    try:
+        with queue.store.session() as s:
+            first = review_totals(s, kitchen)
+        assert first.count == 2 and counted
+        counted.clear()
+        with queue.store.session() as s:
+            assert review_totals(s, kitchen) == first
+        assert (counted == []) == postgresql
+
+        # another connection (as another process would) rejects one: the next count sees it
+        with queue.store.engine.connect() as other:
+            other.execute(text(
+                "UPDATE suggestions SET status = 'rejected' WHERE id = "
+                "(SELECT min(s.id) FROM suggestions s JOIN products p ON p.id = s.product_id "
+                "WHERE s.status = 'pending' AND p.sku = 'A-1')"
+            ))
+            other.commit()
+        counted.clear()
+        with queue.store.session() as s:
+            after = review_totals(s, kitchen)
+        assert after.count == 1 and counted
+
+        # a transaction's own, uncommitted write is counted, and not kept for others
+        with Session(queue.store.engine) as s:
+            s.execute(text(
+                "UPDATE suggestions SET status = 'rejected' WHERE status = 'pending' AND product_id = "
+                "(SELECT id FROM products WHERE sku = 'B-2')"
+            ))
+            assert review_totals(s, kitchen).count == 0
+            s.rollback()
+        with queue.store.session() as s:
+            assert review_totals(s, kitchen).count == 1
+    finally:
+        event.remove(queue.store.engine, "before_cursor_execute", record)
