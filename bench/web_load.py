@@ -81,11 +81,9 @@ async def run_load(
     timeout: float = 30.0,
     stagger: float = 0.0,
 ) -> dict[str, Any]:
-    """`stagger`: seconds between the starts of the connections (within the warm-up). Opened all at
-    once, they are all accepted by whichever server process wakes first (asyncio accepts a burst
-    in one go), so `pricemon serve --workers 2` would be measured on one worker; opened while the
-    first ones keep that worker busy, they are taken by the idle one, as a load that builds up
-    over time is."""
+    """`stagger`: seconds between the starts of the connections (within the warm-up), as a load that
+    builds up over time. (Servers whose workers share one listening socket give a burst of new
+    connections to whichever worker wakes first; `pricemon serve --workers` no longer does.)"""
     import aiohttp
 
     latencies: list[float] = []
