@@ -13,8 +13,9 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError, PricemonError
@@ -55,7 +56,7 @@ class TokenInfo:
         }
 
 
-def _info(row: ApiToken) -> TokenInfo:
+def _info(row: Any) -> TokenInfo:
     return TokenInfo(row.id, row.name, row.role, row.created_at, row.last_used_at, row.revoked_at)
 
 
@@ -103,12 +104,20 @@ def has_active_tokens(session: Session) -> bool:
     return bool(count)
 
 
+# Every request reads its token: columns, not an ORM object, and a statement built once (the
+# object and the statement's construction were half of the lookup's ~0.4 ms).
+_COLUMNS = (ApiToken.id, ApiToken.name, ApiToken.role, ApiToken.created_at, ApiToken.last_used_at,
+            ApiToken.revoked_at, ApiToken.token_hash)
+_BY_HASH = select(*_COLUMNS).where(ApiToken.token_hash == bindparam("digest"))
+_BY_ID = select(*_COLUMNS).where(ApiToken.id == bindparam("token_id"))
+
+
 def authenticate(session: Session, token: str, *, now: datetime | None = None) -> TokenInfo | None:
     """The active token `token` is, or None (unknown, malformed or revoked)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = hash_token(token)
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    row = session.execute(_BY_HASH, {"digest": digest}).one_or_none()
     # The lookup is by hash, so timing tells nothing about the token; the comparison is
     # constant-time all the same, as the check that counts.
     if row is None or not hmac.compare_digest(row.token_hash, digest) or row.revoked_at is not None:
@@ -119,14 +128,14 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
 
 def active_token(session: Session, token_id: int, *, now: datetime | None = None) -> TokenInfo | None:
     """The token of a login session, while it is active."""
-    row = session.get(ApiToken, token_id)
+    row = session.execute(_BY_ID, {"token_id": token_id}).one_or_none()
     if row is None or row.revoked_at is not None:
         return None
     _touch(session, row, now or utcnow())
     return _info(row)
 
 
-def _touch(session: Session, row: ApiToken, now: datetime) -> None:
+def _touch(session: Session, row: Any, now: datetime) -> None:
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         session.execute(
             update(ApiToken)
