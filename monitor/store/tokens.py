@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFoundError, PricemonError
@@ -112,7 +112,7 @@ _BY_HASH = select(*_COLUMNS).where(ApiToken.token_hash == bindparam("digest"))
 _BY_ID = select(*_COLUMNS).where(ApiToken.id == bindparam("token_id"))
 
 
-def authenticate(session: Session, token: str, *, now: datetime | None = None) -> TokenInfo | None:
+def authenticate(session: Session | Connection, token: str, *, now: datetime | None = None) -> TokenInfo | None:
     """The active token `token` is, or None (unknown, malformed or revoked)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
@@ -126,7 +126,7 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
     return _info(row)
 
 
-def active_token(session: Session, token_id: int, *, now: datetime | None = None) -> TokenInfo | None:
+def active_token(session: Session | Connection, token_id: int, *, now: datetime | None = None) -> TokenInfo | None:
     """The token of a login session, while it is active."""
     row = session.execute(_BY_ID, {"token_id": token_id}).one_or_none()
     if row is None or row.revoked_at is not None:
@@ -135,7 +135,7 @@ def active_token(session: Session, token_id: int, *, now: datetime | None = None
     return _info(row)
 
 
-def _touch(session: Session, row: Any, now: datetime) -> None:
+def _touch(session: Session | Connection, row: Any, now: datetime) -> None:
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         session.execute(
             update(ApiToken)
