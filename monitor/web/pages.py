@@ -107,7 +107,7 @@ def review(request: Request, principal: Principal = require("viewer")) -> HTMLRe
     try:
         limit = int(values.get("limit") or 50)
         filters = _filters(values)
-        with _store(request).session() as session:
+        with _store(request).reading() as session:
             page = review_page(
                 session, filters, sort=sort, descending=descending, cursor=values.get("cursor") or None, limit=limit
             )

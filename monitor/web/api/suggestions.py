@@ -59,7 +59,7 @@ def list_suggestions(
         margin_below=margin_below,
         q=q,
     )
-    with store_of(request).session() as session:
+    with store_of(request).reading() as session:
         page = review_page(
             session,
             filters,
