@@ -153,3 +153,36 @@ def test_a_kept_count_is_exact_after_another_connection_commits(queue: Market) -
             assert review_totals(s, kitchen).count == 1
     finally:
         event.remove(queue.store.engine, "before_cursor_execute", record)
+
+
+def test_a_text_search_of_few_products_reads_the_same_rows_by_id(queue: Market, monkeypatch) -> None:
+    """A search that few products match is answered from their ids (`with_text_resolved`); the
+    rows, their order, the pages, the total and the bulk-decision ids are those of the plain search."""
+    from monitor.store import review
+
+    def everything(q: str) -> list[object]:
+        out: list[object] = []
+        with queue.store.session() as s:
+            for sort in ("change", "sku", "age"):
+                for descending in (True, False):
+                    pages, cursor = [], None
+                    while True:
+                        page = review_page(s, ReviewFilters(q=q), sort=sort, descending=descending, cursor=cursor,
+                                           limit=1)
+                        pages.append([(r.id, r.sku) for r in page.rows])
+                        out.append(page.total)
+                        cursor = page.next_cursor
+                        if cursor is None:
+                            break
+                    out.append(pages)
+            out.append(review_ids(s, ReviewFilters(q=q)))
+        return out
+
+    for q in ("a", "kettle", "A-1", "100%", "no such thing"):
+        by_id = everything(q)
+        monkeypatch.setattr(review, "TEXT_MATCHES_BY_ID", -1)  # never resolved: the plain LIKE
+        plain = everything(q)
+        monkeypatch.undo()
+        assert by_id == plain, q
+    with queue.store.session() as s:
+        assert review.with_text_resolved(s, ReviewFilters(q="kettle")).product_ids is not None
