@@ -72,7 +72,8 @@ def test_runner_end_to_end_on_sqlite(bench_cache: Path, tmp_path: Path) -> None:
     if web["skipped"] is None:
         assert web["error"] is None and web["products"] == 180
         assert [r["scenario"] for r in web["results"]] == [
-            "review page (50 rows)", "review page, filtered", "API suggestions (50)"]
+            "review page (50 rows)", "review page, filtered", "API suggestions (50)",
+            "review page, filtered, counted afresh"]
         assert all(r["load"]["ok"] > 0 and r["load"]["failed"] == 0 for r in web["results"])
         assert "Review workspace on sqlite: 180 products" in section
     else:
