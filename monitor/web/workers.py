@@ -4,6 +4,7 @@ kernel, not whichever worker wakes first, spreads new connections across them.""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -70,13 +71,13 @@ def reserved_port(host: str, port: int) -> Iterator[socket.socket]:
         try:
             reservation = _bound(host, port, reuse_address=False, reuse_port=True)
         except OSError as exc:
-            if exc.errno != 98:  # EADDRINUSE
+            if exc.errno != errno.EADDRINUSE:
                 raise
             # The probe passed, so what is left are connections in TIME_WAIT of a server that
             # listened without SO_REUSEPORT (`--workers 1`, or an older pricemon) in the last minute.
             reservation = _bound(host, port, reuse_address=True, reuse_port=True)
     except OSError as exc:
-        reason = "address already in use" if exc.errno == 98 else (exc.strerror or str(exc))
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise PricemonError(f"cannot listen on {shown_address(host, port)}: {reason}") from exc
     with reservation:
         yield reservation
